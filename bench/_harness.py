@@ -1,0 +1,340 @@
+"""Shared machinery for the scripts in ``bench/``, following ``shared/BENCHMARKING.md``.
+
+- :func:`nginx` starts a one-worker nginx (pinned to the server CPU) from a generated config in a private
+  temporary directory, waits until it answers, and stops it by its own pid.
+- :func:`run_worker` runs one candidate's measurement in a fresh interpreter pinned with ``taskset`` to the
+  client CPU and returns the JSON it prints; :func:`worker_result` is the worker's side of that protocol.
+- :func:`summarize` / :func:`ratio` give the median with min-max and the ratio of medians.
+- :func:`print_header` prints the command line, versions, load and CPU layout every report starts with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+__all__ = [
+    "CLIENT_CPU",
+    "METHOD",
+    "OK_BODY",
+    "SERVER_CPU",
+    "BenchError",
+    "Nginx",
+    "Summary",
+    "check_cpus",
+    "fmt_range",
+    "nginx",
+    "pin_self",
+    "print_header",
+    "ratio",
+    "rotated",
+    "run_worker",
+    "summarize",
+    "terminate_on_sigterm",
+    "worker_result",
+]
+
+SERVER_CPU = 1
+"""nginx (master and worker) runs here."""
+CLIENT_CPU = 0
+"""Every client / load-generator process (and the orchestrating parent) runs here."""
+
+OK_BODY = b'{"id":1,"name":"widget","price":9.99,"tags":["a","b"],"ok":true}'
+"""The fixed JSON body of shared/BENCHMARKING.md's nginx config (the whole response is ~200 bytes)."""
+
+METHOD = """\
+method (shared/BENCHMARKING.md): loopback only (127.0.0.1); the script starts its own nginx (one worker,
+pinned with taskset to CPU 1) and stops it by its own pid; every client runs in a fresh Python process
+pinned to CPU 0 (the parent pins itself there too), one process per candidate per repetition; repetitions
+are the outer loop and candidates the inner one (interleaved; the starting candidate rotates each
+repetition); each client warms up (opens its pool's connections) before timing where timing matters;
+every body is read, every status checked and every error counted and printed; every loop is bounded in
+count and in time. Nothing else may run on this machine meanwhile (2 cores, one each for server and
+client)."""
+
+_RESULT_PREFIX = "BENCH-RESULT "
+T = TypeVar("T")
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run or produced an invalid measurement."""
+
+
+# --------------------------------------------------------------------------- CPUs and signals
+
+
+def check_cpus() -> None:
+    """Fail unless this process may use both the client CPU and the server CPU."""
+    allowed = os.sched_getaffinity(0)
+    if not {CLIENT_CPU, SERVER_CPU} <= allowed:
+        raise BenchError(f"need CPUs {CLIENT_CPU} and {SERVER_CPU}; this process may use {sorted(allowed)}")
+    if shutil.which("taskset") is None:
+        raise BenchError("taskset (util-linux) is required to pin processes")
+
+
+def pin_self(cpu: int = CLIENT_CPU) -> None:
+    """Pin the calling process to ``cpu`` (what ``taskset -c cpu`` does to a new one)."""
+    os.sched_setaffinity(0, {cpu})
+
+
+def taskset(cpu: int) -> list[str]:
+    """The command prefix that runs a program pinned to ``cpu``."""
+    return ["taskset", "-c", str(cpu)]
+
+
+def terminate_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` so ``finally`` blocks (which stop our servers) still run."""
+
+    def _exit(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+def _port_answers(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def nginx_config(workdir: Path, port: int, *, status: int, body: bytes, access_log: Path | None) -> str:
+    """shared/BENCHMARKING.md's config, with the pid file, temp paths and optional access log in ``workdir``."""
+    logging = (
+        "access_log off;" if access_log is None else f"log_format counted '$status'; access_log {access_log} counted;"
+    )
+    return f"""\
+worker_processes 1; daemon off; pid {workdir}/nginx.pid; error_log stderr;
+events {{ worker_connections 4096; }}
+http {{ {logging} keepalive_requests 1000000; keepalive_timeout 120s;
+  client_body_temp_path {workdir}/body;
+  server {{ listen 127.0.0.1:{port}; location / {{ default_type application/json;
+    return {status} '{body.decode()}'; }} }} }}
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (entry / "stat").read_text()
+            # field 4 (after the parenthesised command name) is the parent pid
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Nginx:
+    """A running nginx started by :func:`nginx`."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+    access_log: Path | None
+    version: str
+
+    @property
+    def pid(self) -> int:
+        """The master process's pid."""
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        """Its base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def affinity(self) -> dict[int, list[int]]:
+        """The CPUs each of its processes (master and workers) may use."""
+        return {pid: sorted(os.sched_getaffinity(pid)) for pid in [self.pid, *_children(self.pid)]}
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) its processes have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in [self.pid, *_children(self.pid)]:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / ticks
+
+    def logged(self) -> list[str]:
+        """The access log's lines so far (one status per request received)."""
+        if self.access_log is None:
+            raise BenchError("this nginx was started without an access log")
+        return self.access_log.read_text().splitlines()
+
+    def describe(self) -> str:
+        """One line for the report."""
+        cpus = ", ".join(f"pid {pid}: CPU {','.join(map(str, c))}" for pid, c in self.affinity().items())
+        log = "access log on (counts requests)" if self.access_log else "access log off"
+        return f"{self.version} on {self.url}, 1 worker, {log}; {cpus}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop it by its own pid: graceful quit, then terminate, then kill (each bounded in time)."""
+        for sig in (signal.SIGQUIT, signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            self.proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def nginx(
+    port: int,
+    *,
+    status: int = 200,
+    body: bytes = OK_BODY,
+    access_log: bool = False,
+    cpu: int = SERVER_CPU,
+    start_timeout: float = 10.0,
+) -> Iterator[Nginx]:
+    """Run nginx answering ``status`` with ``body`` to everything on 127.0.0.1:``port``, pinned to ``cpu``."""
+    binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if binary is None:
+        raise BenchError("nginx not found: apt-get update && apt-get install -y nginx-light")
+    if _port_answers(port):
+        raise BenchError(f"127.0.0.1:{port} already answers: another server (or benchmark) is running there")
+    version = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False).stderr.strip()
+    version = version.removeprefix("nginx version: ")
+    workdir = Path(tempfile.mkdtemp(prefix="tether-bench-nginx-"))
+    log_path = workdir / "access.log" if access_log else None
+    conf = workdir / "nginx.conf"
+    conf.write_text(nginx_config(workdir, port, status=status, body=body, access_log=log_path))
+    if log_path is not None:
+        log_path.touch()
+        log_path.chmod(0o666)  # workers may run as another user when we are root
+    command = [*taskset(cpu), binary, "-p", str(workdir), "-e", "stderr", "-c", str(conf)]
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = Nginx(proc, port, workdir, log_path, version)
+    try:
+        stop_at = time.monotonic() + start_timeout
+        while not _port_answers(port):
+            if proc.poll() is not None:
+                error = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise BenchError(f"nginx exited with {proc.returncode}: {error.strip()}")
+            if time.monotonic() > stop_at:
+                raise BenchError(f"nginx did not answer on port {port} within {start_timeout:g} s")
+            time.sleep(0.05)
+        for pid, cpus in server.affinity().items():
+            if cpus != [cpu]:
+                raise BenchError(f"nginx process {pid} may run on CPUs {cpus}, expected only {cpu}")
+        yield server
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- one process per candidate
+
+
+def run_worker(script: Path, spec: dict[str, Any], *, timeout: float, cpu: int = CLIENT_CPU) -> dict[str, Any]:
+    """Run ``script --worker SPEC`` in a fresh interpreter pinned to ``cpu``; return the JSON it reports.
+
+    The worker must print its result with :func:`worker_result`. The process is killed (by its own pid,
+    which ``subprocess.run`` holds) if it outlives ``timeout`` seconds.
+    """
+    command = [*taskset(cpu), sys.executable, str(script), "--worker", json.dumps(spec)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"worker {spec} did not finish within {timeout:g} s") from exc
+    lines = [line for line in done.stdout.splitlines() if line.startswith(_RESULT_PREFIX)]
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise BenchError(f"worker {spec} exited with {done.returncode} and no result:\n{tail}")
+    result: dict[str, Any] = json.loads(lines[-1].removeprefix(_RESULT_PREFIX))
+    if result.get("affinity") != [cpu]:
+        raise BenchError(f"worker ran on CPUs {result.get('affinity')}, expected only {cpu}")
+    return result
+
+
+def worker_result(result: dict[str, Any]) -> None:
+    """Report a worker's result (with its CPU affinity, which :func:`run_worker` checks) to the parent."""
+    result["affinity"] = sorted(os.sched_getaffinity(0))
+    print(_RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def rotated(items: Sequence[T], rep: int) -> list[T]:
+    """``items`` starting at a different one each repetition, so no candidate always runs first."""
+    shift = rep % len(items) if items else 0
+    return [*items[shift:], *items[:shift]]
+
+
+# --------------------------------------------------------------------------- statistics and reporting
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The median of some measurements, with their range."""
+
+    median: float
+    low: float
+    high: float
+    count: int
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    """Median, min and max of ``values`` (at least one)."""
+    if not values:
+        raise BenchError("no measurements to summarize")
+    return Summary(statistics.median(values), min(values), max(values), len(values))
+
+
+def ratio(numerator: Summary, denominator: Summary) -> float:
+    """The ratio of the medians."""
+    return numerator.median / denominator.median if denominator.median else float("nan")
+
+
+def fmt_range(summary: Summary, fmt: str = ",.0f") -> str:
+    """``median [min-max] (n=count)``."""
+    return f"{summary.median:{fmt}} [{summary.low:{fmt}}-{summary.high:{fmt}}] (n={summary.count})"
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def print_header(title: str, argv: Sequence[str], packages: Sequence[str]) -> None:
+    """Print what every report starts with: the command line, versions, the machine and its load."""
+    print(f"== {title}")
+    print("command: " + shlex.join([sys.executable, *argv]))
+    print(f"python {platform.python_version()} ({platform.python_implementation()}), {platform.platform()}")
+    print("versions: " + ", ".join(f"{name} {_version(name)}" for name in packages))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs ({_cpu_model()}); load average {load}")
+    print(f"pinning: server on CPU {SERVER_CPU}, clients (and this parent) on CPU {CLIENT_CPU}")
+    sys.stdout.flush()

@@ -1,0 +1,60 @@
+"""The logging hook: call events to the stdlib logger ``tether``.
+
+Attempts, retries and completions at DEBUG; a suppressed retry and a call that gave up at WARNING. Only
+redacted data reaches a record: events carry redacted URLs, and error messages are redacted at
+construction (:mod:`tether.errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tether.events import AttemptStarted, CallCompleted, Event, GaveUp, RetryScheduled, RetrySuppressed
+
+__all__ = ["logger", "logging_hook"]
+
+logger = logging.getLogger("tether")
+
+
+def logging_hook(event: Event) -> None:
+    """Log ``event`` to the ``tether`` logger at its level."""
+    if isinstance(event, GaveUp):
+        logger.warning(
+            "%s %s failed after %d attempt(s) in %.3f s: %s",
+            event.method,
+            event.url,
+            event.attempt,
+            event.elapsed,
+            event.error,
+        )
+    elif isinstance(event, RetrySuppressed):
+        logger.warning(
+            "%s %s: retry after attempt %d suppressed by the retry budget (%s)",
+            event.method,
+            event.url,
+            event.attempt,
+            event.reason,
+        )
+    elif not logger.isEnabledFor(logging.DEBUG):
+        return
+    elif isinstance(event, AttemptStarted):
+        logger.debug("%s %s: attempt %d (timeout %s s)", event.method, event.url, event.attempt, event.timeout)
+    elif isinstance(event, RetryScheduled):
+        logger.debug(
+            "%s %s: attempt %d failed (%s); retrying in %.3f s%s",
+            event.method,
+            event.url,
+            event.attempt,
+            event.reason,
+            event.delay,
+            " as the server asked" if event.server_asked else "",
+        )
+    elif isinstance(event, CallCompleted):
+        logger.debug(
+            "%s %s: %d after %d attempt(s) in %.3f s",
+            event.method,
+            event.url,
+            event.status,
+            event.attempt,
+            event.elapsed,
+        )

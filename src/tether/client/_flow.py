@@ -1,0 +1,272 @@
+"""The call pipeline, written once as a sans-IO generator.
+
+``call_flow`` decides everything about a call — deadline, per-attempt timeout, classification, backoff,
+``Retry-After``, the retry budget, the auth flow, the final error — and *yields* the two things it cannot
+do itself: :class:`Send` (perform this request with this timeout; answer with a :class:`Response` or the
+:class:`TransportError` it raised) and :class:`Sleep` (wait this long; answer ``None``). The async and sync
+shells (:mod:`tether.client._drive`) carry those out; a fake clock turns sleeps into jumps. Its return value
+is the final response; policy outcomes and HTTP errors are raised from it with the call's context filled in.
+
+The hot path (first attempt succeeds, nobody listening) allocates one ``Send`` and reads the clock once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+
+from tether._clock import Clock
+from tether._logging import logger, logging_hook
+from tether._models import Request, Response
+from tether._redaction import redact_url
+from tether.auth import Auth, StaticAuth
+from tether.errors import (
+    DeadlineExceeded,
+    RetryAfterTooLong,
+    RetryBudgetExhausted,
+    TetherError,
+    TransportError,
+    TransportTimeout,
+    error_for_response,
+)
+from tether.events import AttemptStarted, CallCompleted, Event, GaveUp, Hook, RetryScheduled, RetrySuppressed
+from tether.policies import GiveUp, Policy, RetryBudgetState, decide, is_retryable, requested_delay
+
+__all__ = ["CallEnv", "Outcome", "Send", "Sleep", "call_flow"]
+
+
+@dataclass(slots=True)
+class Send:
+    """Action: send ``request``, allowing it ``timeout`` seconds (``None``: no limit)."""
+
+    request: Request
+    timeout: float | None
+
+
+@dataclass(slots=True)
+class Sleep:
+    """Action: wait ``seconds``."""
+
+    seconds: float
+
+
+Action = Send | Sleep
+Outcome = Response | TransportError | None
+"""What the shell sends back: the response or transport error of a ``Send``; ``None`` after a ``Sleep``."""
+
+
+class CallEnv:
+    """What a client's calls share: the clock, the retry budget state, the hooks and the random source."""
+
+    __slots__ = ("budget", "clock", "hooks", "random")
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        budget: RetryBudgetState | None,
+        hooks: Sequence[Hook] = (),
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.clock = clock
+        self.budget = budget
+        self.hooks: tuple[Hook, ...] = (logging_hook, *hooks)
+        self.random = rand
+
+    def emit(self, event: Event) -> None:
+        """Send ``event`` to every hook; a failing hook is logged, never allowed to break the call."""
+        for hook in self.hooks:
+            try:
+                hook(event)
+            except Exception:
+                logger.exception("tether hook %r failed on %s", hook, event.name)
+
+    def observed(self) -> bool:
+        """Whether anything listens to routine (non-failure) events."""
+        return len(self.hooks) > 1 or logger.isEnabledFor(logging.DEBUG)
+
+
+class _Stats:
+    __slots__ = ("attempts", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.attempts = 0
+
+
+def _reason(outcome: Response | TransportError) -> str:
+    if isinstance(outcome, Response):
+        return f"status {outcome.status_code}"
+    return type(outcome).__name__
+
+
+def call_flow(
+    request: Request, policy: Policy, env: CallEnv, auth: Auth | None = None
+) -> Generator[Action, Outcome, Response]:
+    """The whole call: auth flow around the attempt loop; raises typed errors per ``policy``."""
+    clock = env.clock
+    stats = _Stats(clock.monotonic())
+    if env.budget is not None and policy.budget is not None:
+        env.budget.record_request(stats.started)
+    if auth is None:
+        response = yield from _attempts(request, policy, env, stats)
+    elif isinstance(auth, StaticAuth):
+        response = yield from _attempts(auth.apply(request), policy, env, stats)
+    else:
+        flow = auth.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield from _attempts(outgoing, policy, env, stats)
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                break
+    if response.status_code >= 400 and policy.raise_for_status:
+        elapsed = clock.monotonic() - stats.started
+        error = error_for_response(response, attempts=stats.attempts, elapsed=elapsed, now=clock.time)
+        raise _gave_up(env, response.request or request, stats.attempts, elapsed, error)
+    if len(env.hooks) > 1 or logger.isEnabledFor(logging.DEBUG):
+        env.emit(
+            CallCompleted(
+                request.method,
+                redact_url(request.url),
+                stats.attempts,
+                response.status_code,
+                clock.monotonic() - stats.started,
+            )
+        )
+    return response
+
+
+def _gave_up(env: CallEnv, request: Request, attempts: int, elapsed: float, error: TetherError) -> TetherError:
+    error.attempts = attempts
+    error.elapsed = elapsed
+    env.emit(GaveUp(request.method, redact_url(request.url), attempts, elapsed, error))
+    return error
+
+
+def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented outcome
+    request: Request, policy: Policy, env: CallEnv, stats: _Stats
+) -> Generator[Action, Outcome, Response]:
+    """Attempt ``request`` until it succeeds, is not retryable, or a policy stops it."""
+    clock = env.clock
+    method = request.method
+    expires_at = math.inf if policy.deadline is None else stats.started + policy.deadline
+    per_attempt = policy.attempt_timeout
+    statuses = policy.retry_statuses
+    observed = env.observed()
+    keyed = policy.idempotency is not None and policy.idempotency.header in request.headers
+    url = redact_url(request.url) if observed else ""
+    retry_number = 0
+    error: TetherError | None
+    now = clock.monotonic()
+    while True:
+        remaining = expires_at - now
+        if remaining <= 0:
+            expired = DeadlineExceeded(f"deadline of {policy.deadline:g} s exceeded", method=method, url=request.url)
+            raise _gave_up(env, request, stats.attempts, now - stats.started, expired)
+        if per_attempt is None:
+            timeout = None if remaining == math.inf else remaining
+        else:
+            timeout = per_attempt if per_attempt < remaining else remaining
+        stats.attempts += 1
+        if observed:
+            env.emit(AttemptStarted(method, url, stats.attempts, timeout))
+        outcome = yield Send(request, timeout)
+        if type(outcome) is Response:
+            status = outcome.status_code
+            if status < 400 and status not in statuses:
+                return outcome
+            if not is_retryable(method=method, keyed=keyed, status=status, statuses=statuses):
+                return outcome
+            error = None
+            wall = clock.time()
+            server_delay = requested_delay(status, outcome.headers.get, wall)
+        elif isinstance(outcome, TransportError):
+            now = clock.monotonic()
+            outcome.method, outcome.url = method, redact_url(request.url)
+            if isinstance(outcome, TransportTimeout) and timeout is not None and now >= expires_at:
+                deadline_error = DeadlineExceeded(
+                    f"deadline of {policy.deadline:g} s exceeded",
+                    method=method,
+                    url=request.url,
+                    last_error=outcome,
+                )
+                deadline_error.__cause__ = outcome
+                raise _gave_up(env, request, stats.attempts, now - stats.started, deadline_error)
+            if not is_retryable(method=method, keyed=keyed, error=outcome):
+                raise _gave_up(env, request, stats.attempts, now - stats.started, outcome)
+            error = outcome
+            server_delay = None
+        else:  # pragma: no cover - a shell bug, not a runtime condition
+            raise TypeError(f"a Send must be answered with a Response or TransportError, got {outcome!r}")
+
+        now = clock.monotonic()
+        retry_number += 1
+        decision = decide(
+            retry_number=retry_number,
+            retries=policy.retries,
+            backoff=policy.backoff,
+            rand=env.random(),
+            remaining=expires_at - now,
+            server_delay=server_delay,
+            max_retry_after=policy.max_retry_after,
+        )
+        last = error if error is not None else _response_error(outcome, stats, clock, now)
+        if isinstance(decision, GiveUp):
+            if decision.reason == "attempts":
+                if isinstance(outcome, Response):
+                    return outcome
+                raise _gave_up(env, request, stats.attempts, now - stats.started, last)
+            if isinstance(outcome, Response) and not policy.raise_for_status:
+                return outcome
+            failure = _policy_failure(decision, policy, request, last)
+            raise _gave_up(env, request, stats.attempts, now - stats.started, failure) from last
+        if env.budget is not None and policy.budget is not None and not env.budget.try_spend(now):
+            env.emit(RetrySuppressed(method, redact_url(request.url), stats.attempts, _reason(outcome)))
+            if isinstance(outcome, Response) and not policy.raise_for_status:
+                return outcome
+            suppressed = RetryBudgetExhausted(
+                f"retry suppressed by the retry budget after {_reason(outcome)}",
+                method=method,
+                url=request.url,
+                last_error=last,
+            )
+            raise _gave_up(env, request, stats.attempts, now - stats.started, suppressed) from last
+        if observed:
+            env.emit(
+                RetryScheduled(method, url, stats.attempts, decision.seconds, _reason(outcome), decision.server_asked)
+            )
+        yield Sleep(decision.seconds)
+        now = clock.monotonic()
+
+
+def _response_error(outcome: Response | TransportError, stats: _Stats, clock: Clock, now: float) -> TetherError:
+    assert isinstance(outcome, Response)  # noqa: S101 - narrowing: transport errors are their own error
+    return error_for_response(outcome, attempts=stats.attempts, elapsed=now - stats.started, now=clock.time)
+
+
+def _policy_failure(decision: GiveUp, policy: Policy, request: Request, last: TetherError) -> TetherError:
+    if decision.reason == "retry_after_too_long":
+        delay = decision.retry_after or 0.0
+        limit = (
+            f"the {policy.max_retry_after:g} s max_retry_after"
+            if policy.max_retry_after is not None and delay > policy.max_retry_after
+            else "the time left before the deadline"
+        )
+        return RetryAfterTooLong(
+            f"the server asked to wait {delay:g} s, longer than {limit}",
+            retry_after=delay,
+            last_error=last,
+            method=request.method,
+            url=request.url,
+        )
+    return DeadlineExceeded(
+        f"deadline of {policy.deadline:g} s leaves no time for another attempt",
+        method=request.method,
+        url=request.url,
+        last_error=last,
+    )

@@ -1,0 +1,110 @@
+"""Transports on httpx: the sync default, and an async option for code that already holds an ``httpx.AsyncClient``.
+
+httpx's exceptions are translated here and never leak; a client passed in by the caller stays theirs
+(closing the transport does not close it).
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from tether._models import Headers, Request, Response
+from tether.errors import ConfigurationError, ConnectError, ConnectTimeout, ReadError, TransportTimeout
+
+__all__ = ["HttpxAsyncTransport", "HttpxTransport"]
+
+
+def _limits(max_connections: int, keepalive: float) -> httpx.Limits:
+    if max_connections < 0:
+        raise ConfigurationError("max_connections must be >= 0 (0 means unbounded)")
+    bound = max_connections or None
+    return httpx.Limits(max_connections=bound, max_keepalive_connections=bound, keepalive_expiry=keepalive)
+
+
+def _response(raw: httpx.Response, request: Request) -> Response:
+    return Response(
+        raw.status_code,
+        headers=Headers(raw.headers.multi_items()),
+        content=raw.content,
+        request=request,
+        reason_phrase=raw.reason_phrase,
+    )
+
+
+def _translate(exc: Exception, request: Request, timeout: float | None) -> Exception:
+    """The tether error for an httpx exception."""
+    method, url = request.method, request.url
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ConnectTimeout("timed out connecting", method=method, url=url)
+    if isinstance(exc, httpx.TimeoutException):
+        limit = "in time" if timeout is None else f"within {timeout:.3g} s"
+        return TransportTimeout(f"no complete response {limit} ({type(exc).__name__})", method=method, url=url)
+    if isinstance(exc, httpx.ConnectError):
+        return ConnectError(f"could not connect: {exc}", method=method, url=url)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return ConfigurationError(f"invalid URL: {exc}")
+    return ReadError(f"connection failed: {type(exc).__name__}: {exc}", method=method, url=url)
+
+
+class HttpxTransport:
+    """A :class:`~tether.client.SyncTransport` on ``httpx.Client`` (pooled, keep-alive)."""
+
+    __slots__ = ("_client", "_owned")
+
+    def __init__(self, client: httpx.Client | None = None, *, max_connections: int = 100, keepalive: float = 15.0):
+        self._owned = client is None
+        self._client = client or httpx.Client(limits=_limits(max_connections, keepalive), follow_redirects=True)
+
+    def send(self, request: Request, timeout: float | None) -> Response:
+        """Perform one exchange; httpx's errors become :mod:`tether.errors` transport errors."""
+        try:
+            raw = self._client.request(
+                request.method,
+                request.url,
+                headers=list(request.headers.items()),
+                content=request.content,
+                timeout=timeout,
+            )
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise _translate(exc, request, timeout) from exc
+        return _response(raw, request)
+
+    def close(self) -> None:
+        """Close the client's connections, if tether created the client."""
+        if self._owned:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return f"HttpxTransport(owned={self._owned})"
+
+
+class HttpxAsyncTransport:
+    """An :class:`~tether.client.AsyncTransport` on ``httpx.AsyncClient``."""
+
+    __slots__ = ("_client", "_owned")
+
+    def __init__(self, client: httpx.AsyncClient | None = None, *, max_connections: int = 100, keepalive: float = 15.0):
+        self._owned = client is None
+        self._client = client or httpx.AsyncClient(limits=_limits(max_connections, keepalive), follow_redirects=True)
+
+    async def send(self, request: Request, timeout: float | None) -> Response:
+        """Perform one exchange; httpx's errors become :mod:`tether.errors` transport errors."""
+        try:
+            raw = await self._client.request(
+                request.method,
+                request.url,
+                headers=list(request.headers.items()),
+                content=request.content,
+                timeout=timeout,
+            )
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise _translate(exc, request, timeout) from exc
+        return _response(raw, request)
+
+    async def aclose(self) -> None:
+        """Close the client's connections, if tether created the client."""
+        if self._owned:
+            await self._client.aclose()
+
+    def __repr__(self) -> str:
+        return f"HttpxAsyncTransport(owned={self._owned})"

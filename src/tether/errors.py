@@ -1,0 +1,327 @@
+"""Every exception tether raises, in one shallow tree a caller can catch by meaning.
+
+::
+
+    TetherError
+    ├── TransportError                 the request did not get an HTTP response
+    │   ├── ConnectError               could not connect (never sent: safe to retry for any method)
+    │   │   └── ConnectTimeout         ... because connecting timed out (also a TransportTimeout)
+    │   ├── ReadError                  connection reset / closed / body truncated after sending
+    │   └── TransportTimeout           one attempt timed out (also a builtin TimeoutError)
+    ├── DeadlineExceeded               the call's total time budget ran out (also a builtin TimeoutError)
+    ├── HTTPStatusError                the server answered 4xx/5xx
+    │   ├── ClientError                4xx not listed below
+    │   │   ├── BadRequest 400 · Unauthorized 401 · Forbidden 403 · NotFound 404
+    │   │   ├── Conflict 409 · Unprocessable 422
+    │   │   └── RateLimited 429        carries ``retry_after``
+    │   └── ServerError                5xx
+    ├── RetryBudgetExhausted           a retry was suppressed: retries already add their share of traffic
+    ├── RetryAfterTooLong              the server asked to wait longer than the deadline or cap allows
+    ├── PaginationError                a paginated response could not be followed
+    └── ConfigurationError             tether was set up in a way that cannot work (also a ValueError)
+
+Every call error carries ``method``, ``url`` (redacted), ``attempts`` and ``elapsed`` seconds; HTTP errors add
+``status_code``, ``headers`` (redacted), a bounded, redacted ``body_excerpt`` and the ``response``. Messages
+say what happened and what to do. No secret appears in a message or a ``repr``: URLs, headers and bodies are
+redacted by :mod:`tether._redaction` before they are stored here.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from tether._redaction import redact_headers, redact_text, redact_url
+from tether._retry_after import parse_retry_after
+
+if TYPE_CHECKING:
+    from tether._models import Response
+
+__all__ = [
+    "BadRequest",
+    "ClientError",
+    "ConfigurationError",
+    "Conflict",
+    "ConnectError",
+    "ConnectTimeout",
+    "DeadlineExceeded",
+    "Forbidden",
+    "HTTPStatusError",
+    "NotFound",
+    "PaginationError",
+    "RateLimited",
+    "ReadError",
+    "RetryAfterTooLong",
+    "RetryBudgetExhausted",
+    "ServerError",
+    "TetherError",
+    "TransportError",
+    "TransportTimeout",
+    "Unauthorized",
+    "Unprocessable",
+    "error_for_response",
+]
+
+BODY_EXCERPT_LIMIT = 1024
+"""The most bytes of a response body an HTTP error keeps (before redaction)."""
+
+
+class TetherError(Exception):
+    """Base of every tether exception.
+
+    ``summary`` says what happened, ``advice`` what to do about it; ``str()`` joins them with the call's
+    context, which the pipeline fills in as it learns it (attempts and elapsed time are known only at the end).
+    """
+
+    advice: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        attempts: int = 0,
+        elapsed: float = 0.0,
+    ) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.method = method
+        self.url = redact_url(url) if url is not None else None
+        self.attempts = attempts
+        self.elapsed = elapsed
+
+    def _context(self) -> str:
+        parts = []
+        if self.method is not None and self.url is not None:
+            parts.append(f"{self.method} {self.url}")
+        if self.attempts:
+            noun = "attempt" if self.attempts == 1 else "attempts"
+            parts.append(f"{self.attempts} {noun} in {self.elapsed:.2f} s")
+        return f" [{'; '.join(parts)}]" if parts else ""
+
+    def __str__(self) -> str:
+        advice = f" {self.advice}" if self.advice else ""
+        return f"{self.summary}{self._context()}.{advice}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class TransportError(TetherError):
+    """The request got no HTTP response: the connection failed, broke or timed out."""
+
+    advice = "The network or the server is unreachable; tether retries this for you within the deadline."
+
+
+class ConnectError(TransportError):
+    """No connection could be made; the request was never sent."""
+
+    advice = "Check the host, port and TLS settings, and that the service is up."
+
+
+class ReadError(TransportError):
+    """The connection failed after the request was sent (reset, closed early, truncated body)."""
+
+    advice = "The server or a proxy dropped the connection mid-exchange; the request may have been processed."
+
+
+class TransportTimeout(TransportError, builtins.TimeoutError):
+    """One attempt took longer than its timeout."""
+
+    advice = "Raise the policy's attempt_timeout if the provider is legitimately slow."
+
+
+class ConnectTimeout(ConnectError, TransportTimeout):
+    """Connecting took longer than the attempt's timeout; the request was never sent."""
+
+    advice = "The host did not accept a connection in time: check that it is reachable and up."
+
+
+class DeadlineExceeded(TetherError, builtins.TimeoutError):
+    """The call's total time budget (all attempts and waits) ran out; ``last_error`` is what failed last."""
+
+    advice = "Raise the policy's deadline, or treat the provider as unavailable for now."
+
+    def __init__(self, summary: str, *, last_error: BaseException | None = None, **context: object) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.last_error = last_error
+
+
+class HTTPStatusError(TetherError):
+    """The server answered with an error status."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        status_code: int,
+        headers: list[tuple[str, str]],
+        body_excerpt: str,
+        response: Response | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        attempts: int = 0,
+        elapsed: float = 0.0,
+    ) -> None:
+        super().__init__(summary, method=method, url=url, attempts=attempts, elapsed=elapsed)
+        self.status_code = status_code
+        self.headers = redact_headers(headers)
+        self.body_excerpt = body_excerpt
+        self.response = response
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.body_excerpt:
+            text += f" Response body: {self.body_excerpt}"
+        return text
+
+
+class ClientError(HTTPStatusError):
+    """A 4xx answer: the request itself is at fault and repeating it unchanged will not help."""
+
+    advice = "Fix the request; repeating it unchanged will fail the same way."
+
+
+class BadRequest(ClientError):
+    """400: the provider rejected the request's syntax or parameters."""
+
+    advice = "The provider rejected the parameters or body; the response body usually says which."
+
+
+class Unauthorized(ClientError):
+    """401: credentials missing, wrong, expired or revoked."""
+
+    advice = "Check the credentials the client sends: the token or key may be missing, wrong, expired or revoked."
+
+
+class Forbidden(ClientError):
+    """403: the credentials are valid but not allowed to do this."""
+
+    advice = "The credentials lack a permission or scope this call needs, or the account is restricted."
+
+
+class NotFound(ClientError):
+    """404: no such resource (or it is hidden from these credentials)."""
+
+    advice = "Check the path and the resource id; some providers answer 404 for resources you may not see."
+
+
+class Conflict(ClientError):
+    """409: the request conflicts with the resource's state (or an idempotency key was reused)."""
+
+    advice = "Re-read the resource's state; if an idempotency key was reused with another body, use a new key."
+
+
+class Unprocessable(ClientError):
+    """422: the body was well-formed but failed the provider's validation."""
+
+    advice = "The provider's validation failed; the response body lists the fields at fault."
+
+
+class RateLimited(ClientError):
+    """429: too many requests. ``retry_after`` is the server's requested wait in seconds, when it gave one."""
+
+    advice = "Slow down: lower the request rate or declare the provider's quota in the policy."
+
+    def __init__(self, summary: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(summary, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ServerError(HTTPStatusError):
+    """A 5xx answer: the provider failed; retrying later may succeed."""
+
+    advice = "The provider is failing; tether retried within the policy. Check the provider's status page."
+
+
+class RetryBudgetExhausted(TetherError):
+    """A retry was suppressed because retries already add the budget's share of traffic.
+
+    The original failure is chained as ``__cause__`` and kept as ``last_error``.
+    """
+
+    advice = (
+        "The upstream is failing broadly and retrying would multiply the load; the budget refills as "
+        "calls succeed. Tune Policy(budget=...) only if retries are known to be cheap for this provider."
+    )
+
+    def __init__(self, summary: str, *, last_error: BaseException | None = None, **context: object) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.last_error = last_error
+
+
+class RetryAfterTooLong(TetherError):
+    """The server asked to wait longer than the call may: ``retry_after`` is the server's delay in seconds."""
+
+    advice = "Try again after the server's delay, or allow a longer deadline or max_retry_after in the policy."
+
+    def __init__(
+        self, summary: str, *, retry_after: float, last_error: BaseException | None = None, **context: object
+    ) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+        self.last_error = last_error
+
+
+class PaginationError(TetherError):
+    """A paginated response could not be followed (unexpected shape, or a cursor that repeats)."""
+
+    advice = "Check the paginator's paths against a real response from the provider."
+
+
+class ConfigurationError(TetherError, ValueError):
+    """tether was configured in a way that cannot work; the message names the option."""
+
+
+_STATUS_CLASSES: dict[int, type[HTTPStatusError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Unprocessable,
+    429: RateLimited,
+}
+
+
+def _excerpt(content: bytes) -> str:
+    text = content[:BODY_EXCERPT_LIMIT].decode("utf-8", errors="replace")
+    if len(content) > BODY_EXCERPT_LIMIT:
+        text += f"… ({len(content)} bytes in all)"
+    return redact_text(text)
+
+
+def error_for_response(
+    response: Response, *, attempts: int = 1, elapsed: float = 0.0, now: Callable[[], float] | None = None
+) -> HTTPStatusError:
+    """Build the typed error for an error ``response`` (status ≥ 400).
+
+    ``now`` gives wall-clock seconds for reading an HTTP-date ``Retry-After`` (default :func:`time.time`).
+    """
+    status = response.status_code
+    request = response.request
+    cls = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else ClientError)
+    reason = response.reason_phrase
+    summary = f"{status} {reason}".rstrip() if reason else str(status)
+    common: dict[str, object] = {
+        "status_code": status,
+        "headers": list(response.headers.items()),
+        "body_excerpt": _excerpt(response.content),
+        "response": response,
+        "method": request.method if request is not None else None,
+        "url": request.url if request is not None else None,
+        "attempts": attempts,
+        "elapsed": elapsed,
+    }
+    if cls is RateLimited:
+        import time
+
+        raw = response.headers.get("retry-after")
+        wall = now() if now is not None else time.time()
+        retry_after = parse_retry_after(raw, wall) if raw is not None else None
+        if retry_after is not None:
+            summary += f": retry after {retry_after:g} s"
+        return RateLimited(summary, retry_after=retry_after, **common)
+    return cls(summary, **common)  # type: ignore[arg-type]

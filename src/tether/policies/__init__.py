@@ -1,0 +1,31 @@
+"""Pure resilience policies: state machines and rules that take the time as an argument and never do I/O.
+
+The call pipeline (:mod:`tether.client._flow`) combines them; the async and sync shells carry out what
+they decide.
+"""
+
+from tether.policies._decisions import GiveUp, GiveUpReason, Wait
+from tether.policies.backoff import Backoff
+from tether.policies.budget import BudgetSnapshot, RetryBudget, RetryBudgetState
+from tether.policies.deadline import Deadline
+from tether.policies.idempotency import IDEMPOTENT_METHODS, Idempotency
+from tether.policies.policy import Policy
+from tether.policies.retry import DEFAULT_RETRY_STATUSES, decide, is_retryable, requested_delay
+
+__all__ = [
+    "DEFAULT_RETRY_STATUSES",
+    "IDEMPOTENT_METHODS",
+    "Backoff",
+    "BudgetSnapshot",
+    "Deadline",
+    "GiveUp",
+    "GiveUpReason",
+    "Idempotency",
+    "Policy",
+    "RetryBudget",
+    "RetryBudgetState",
+    "Wait",
+    "decide",
+    "is_retryable",
+    "requested_delay",
+]

@@ -1,0 +1,252 @@
+"""The clients against the real fault-injecting upstream on loopback: every scenario runs on the aiohttp async
+client, the httpx async client and the httpx sync client (see conftest.py).
+
+Waits between attempts use a FakeClock (tether's "waits off" test mode) unless a test measures real waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+import pytest
+
+import tether
+from tether import Policy, RetryBudget
+from tether.errors import (
+    ConnectError,
+    DeadlineExceeded,
+    NotFound,
+    ReadError,
+    RetryAfterTooLong,
+    RetryBudgetExhausted,
+    ServerError,
+    TransportTimeout,
+)
+from tether.events import Event, RetryScheduled
+from tether.testing import FakeClock, Reply, Upstream
+
+pytestmark = pytest.mark.integration
+
+FAST = Policy(budget=None)
+
+
+def test_get_json(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/v1/me", Reply(json={"id": 7}, headers={"X-Trace": "t1"}))
+    api = make_client(upstream.url + "/v1", headers={"X-Team": "core"})
+    response = api.get("/me", params={"expand": "team"})
+    assert response.status_code == 200
+    assert response.json() == {"id": 7}
+    assert response.headers["x-trace"] == "t1"
+    (seen,) = upstream.requests_for("/v1/me")
+    assert seen.query == {"expand": ["team"]}
+    assert seen.header("X-Team") == "core"
+    assert (seen.header("User-Agent") or "").startswith("tether/")
+
+
+def test_post_json_body_arrives_intact(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("POST", "/v1/charges", Reply(status=201, json={"id": "ch_1"}))
+    api = make_client(upstream.url)
+    assert api.post("/v1/charges", json={"amount": 500, "note": "é"}).status_code == 201
+    (seen,) = upstream.requests_for("/v1/charges")
+    assert seen.body == '{"amount":500,"note":"é"}'.encode()
+    assert seen.header("Content-Type") == "application/json"
+
+
+def test_retries_5xx_then_succeeds(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/flaky", Reply(status=503), Reply(status=502), Reply(json={"ok": True}))
+    clock = FakeClock()
+    api = make_client(upstream.url, clock=clock, policy=FAST)
+    assert api.get("/flaky").json() == {"ok": True}
+    assert len(upstream.requests_for("/flaky")) == 3
+    assert len(clock.sleeps) == 2
+
+
+def test_gives_up_with_typed_error_after_retries(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=500, json={"error": "boom"}))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST.replace(retries=2))
+    with pytest.raises(ServerError) as caught:
+        api.get("/down")
+    assert caught.value.attempts == 3
+    assert "boom" in caught.value.body_excerpt
+    assert len(upstream.requests_for("/down")) == 3
+
+
+def test_404_is_not_retried(upstream: Upstream, make_client: Any) -> None:
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST)
+    with pytest.raises(NotFound):
+        api.get("/missing")
+    assert len(upstream.requests_for("/missing")) == 1
+
+
+def test_post_is_retried_with_one_stable_idempotency_key(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("POST", "/pay", Reply(status=503), Reply(status=500), Reply(status=201))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST)
+    assert api.post("/pay", json={"amount": 1}).status_code == 201
+    keys = [r.header("Idempotency-Key") for r in upstream.requests_for("/pay")]
+    assert len(keys) == 3 and keys[0] and len(set(keys)) == 1
+
+
+def test_post_without_key_is_not_retried(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("POST", "/pay", Reply(status=503), Reply(status=201))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST.replace(idempotency=None))
+    with pytest.raises(ServerError):
+        api.post("/pay", json={})
+    (only,) = upstream.requests_for("/pay")
+    assert only.header("Idempotency-Key") is None
+
+
+def test_configured_key_header(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("POST", "/pay", Reply(status=503), Reply(status=201))
+    policy = FAST.replace(idempotency=tether.Idempotency(header="X-Idem"))
+    api = make_client(upstream.url, clock=FakeClock(), policy=policy)
+    api.post("/pay")
+    keys = [r.header("X-Idem") for r in upstream.requests_for("/pay")]
+    assert keys[0] and keys[0] == keys[1]
+
+
+def test_retry_after_is_honoured(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/limited", Reply(status=429, headers={"Retry-After": "3"}), Reply(json={}))
+    clock = FakeClock()
+    api = make_client(upstream.url, clock=clock, policy=FAST)
+    api.get("/limited")
+    assert clock.sleeps == [3.0]
+
+
+def test_retry_after_too_long_raises_without_waiting(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/limited", Reply(status=429, headers={"Retry-After": "3600"}))
+    clock = FakeClock()
+    api = make_client(upstream.url, clock=clock, policy=FAST)
+    with pytest.raises(RetryAfterTooLong) as caught:
+        api.get("/limited")
+    assert caught.value.retry_after == 3600
+    assert clock.sleeps == []
+    assert len(upstream.requests_for("/limited")) == 1
+
+
+def test_quota_real_wait_is_never_earlier_than_retry_after(upstream: Upstream, make_client: Any) -> None:
+    """Real time: a 429 from the quota says Retry-After: 1; the retry must arrive no earlier."""
+    upstream.quota("GET", "/q", limit=1, window=1.0)
+    api = make_client(upstream.url, policy=FAST)
+    api.get("/q")
+    api.get("/q")  # 429 with Retry-After, then success after the wait
+    seen = upstream.requests_for("/q")
+    assert len(seen) == 3
+    assert seen[2].received_at - seen[1].received_at >= 1.0 - 0.01
+
+
+@pytest.mark.parametrize("fault", ["reset", "close", "truncate"])
+def test_broken_connections_are_retried_for_get(upstream: Upstream, make_client: Any, fault: str) -> None:
+    upstream.route("GET", "/fragile", Reply(fault=fault, json={"x": 1}), Reply(json={"ok": 1}))  # type: ignore[arg-type]
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST)
+    assert api.get("/fragile").json() == {"ok": 1}
+    assert len(upstream.requests_for("/fragile")) == 2
+
+
+def test_reset_on_keyless_post_is_not_retried(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("POST", "/fragile", Reply(fault="reset"), Reply(status=201))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST.replace(idempotency=None))
+    with pytest.raises(ReadError) as caught:
+        api.post("/fragile")
+    assert caught.value.attempts == 1
+    assert len(upstream.requests_for("/fragile")) == 1
+
+
+def test_hang_times_out_and_the_deadline_holds_in_real_time(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/hang", Reply(fault="hang"))
+    api = make_client(upstream.url, policy=FAST.replace(deadline=1.0, attempt_timeout=0.3, retries=10))
+    started = time.monotonic()
+    with pytest.raises((DeadlineExceeded, TransportTimeout)):
+        api.get("/hang")
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 0.5, elapsed
+    assert len(upstream.requests_for("/hang")) >= 2
+
+
+def test_connect_error_after_retries(make_client: Any) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api = make_client(f"http://127.0.0.1:{port}", clock=FakeClock(), policy=FAST)
+    with pytest.raises(ConnectError) as caught:
+        api.get("/")
+    assert caught.value.attempts == 4
+
+
+def test_retry_budget_suppresses_retries_across_calls(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=503))
+    budget = RetryBudget(ratio=0, burst=2, min_per_second=0)
+    api = make_client(upstream.url, clock=FakeClock(), policy=Policy(budget=budget))
+    with pytest.raises(RetryBudgetExhausted) as caught:
+        api.get("/down")
+    assert isinstance(caught.value.__cause__, ServerError)
+    assert caught.value.attempts == 3  # 1 + the 2 retries the burst allowed
+    with pytest.raises(RetryBudgetExhausted):
+        api.get("/down")
+    assert len(upstream.requests_for("/down")) == 4  # the second call got no retry at all
+    assert api.budget.snapshot().suppressed == 2
+
+
+def test_per_call_policy_override(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=503))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST)
+    response = api.get("/down", policy=FAST.replace(retries=0, raise_for_status=False))
+    assert response.status_code == 503
+    assert len(upstream.requests_for("/down")) == 1
+
+
+def test_auth_bearer_and_query_key(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/me", Reply(json={}))
+    make_client(upstream.url, auth=tether.Bearer("tok_1")).get("/me")
+    make_client(upstream.url, auth=tether.APIKey("k_2", in_="query", name="key")).get("/me")
+    make_client(upstream.url, auth=tether.Basic("u", "p")).get("/me")
+    first, second, third = upstream.requests_for("/me")
+    assert first.header("Authorization") == "Bearer tok_1"
+    assert second.query["key"] == ["k_2"]
+    assert third.header("Authorization") == "Basic dTpw"
+
+
+def test_hooks_and_logs_without_secrets(upstream: Upstream, make_client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="tether")
+    upstream.route("GET", "/flaky", Reply(status=503), Reply(json={}))
+    events: list[Event] = []
+    api = make_client(
+        upstream.url,
+        clock=FakeClock(),
+        policy=FAST,
+        hooks=[events.append],
+        auth=tether.APIKey("sk_live_Q", in_="query"),
+    )
+    api.get("/flaky", headers={"Cookie": "session=sk_live_C"})
+    assert [e.name for e in events] == ["attempt.started", "retry.scheduled", "attempt.started", "call.completed"]
+    assert isinstance(events[1], RetryScheduled) and events[1].reason == "status 503"
+    assert "attempt 2" in caplog.text
+    assert "sk_live" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("style", "paginator"),
+    [
+        ("link", tether.LinkHeader()),
+        ("cursor", tether.Cursor(param="cursor", cursor_path="meta.next_cursor", items_path="data")),
+        ("page", tether.PageNumber(items_path="results", total_pages_path="total_pages")),
+        ("offset", tether.Offset(limit=4, items_path="items", total_path="total")),
+        ("next_url", tether.NextURL(next_path="next", items_path="results")),
+    ],
+)
+def test_paginate_every_style(upstream: Upstream, make_client: Any, style: str, paginator: Any) -> None:
+    items = [{"id": n} for n in range(23)]
+    upstream.collection("/items", items, style=style, page_size=4)  # type: ignore[arg-type]
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST)
+    assert api.paginate("/items", paginator) == items
+    assert api.paginate("/items", paginator, max_items=6) == items[:6]
+    assert len(api.paginate("/items", paginator, max_pages=2)) == 8
+
+
+def test_each_page_goes_through_the_pipeline(upstream: Upstream, make_client: Any) -> None:
+    upstream.collection("/items", [{"id": n} for n in range(10)], style="next_url", page_size=5)
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST, auth=tether.Bearer("t"))
+    assert len(api.paginate("/items", tether.NextURL())) == 10
+    assert all(r.header("Authorization") == "Bearer t" for r in upstream.requests_for("/items"))
