@@ -1,4 +1,5 @@
 # The two commands the README shows. Each sets up a fresh machine (a virtualenv in .venv) first.
+# The bench extra is installed too, so mypy --strict checks the benchmarks against their peers' real types.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
 	touch $(STAMP)
 
 ## Run the gateway (SQLite state in ./tether.db): make serve [HOST=127.0.0.1] [PORT=8000]

@@ -381,6 +381,11 @@ class Upstream:
             await self._converse(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             return  # the client went away, perhaps mid-request: nothing to answer
+        except asyncio.CancelledError:
+            # stop() (or the loop's shutdown) cancels us, and nothing awaits this task. End it normally: some
+            # CPython patch releases (3.11.7 among them) call task.exception() on a cancelled connection task
+            # and log a spurious traceback.
+            return
         except Exception:  # a bug must cost one connection, never the server
             with contextlib.suppress(Exception):
                 writer.write(self._render(_prepare(_error_reply(500, "internal error")), b"", False, False))
