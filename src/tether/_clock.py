@@ -42,13 +42,9 @@ class SystemClock:
 
     __slots__ = ()
 
-    def monotonic(self) -> float:
-        """Return :func:`time.monotonic`."""
-        return time.monotonic()
-
-    def time(self) -> float:
-        """Return :func:`time.time`."""
-        return time.time()
+    # The builtins themselves, not wrappers: the call pipeline reads the clock on every call.
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
 
     def sleep(self, seconds: float) -> None:
         """Block with :func:`time.sleep`."""

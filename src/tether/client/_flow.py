@@ -61,7 +61,7 @@ Outcome = Response | TransportError | None
 class CallEnv:
     """What a client's calls share: the clock, the retry budget state, the hooks and the random source."""
 
-    __slots__ = ("budget", "clock", "hooks", "random")
+    __slots__ = ("budget", "clock", "hooks", "listening", "random")
 
     def __init__(
         self,
@@ -74,6 +74,7 @@ class CallEnv:
         self.clock = clock
         self.budget = budget
         self.hooks: tuple[Hook, ...] = (logging_hook, *hooks)
+        self.listening = bool(hooks)
         self.random = rand
 
     def emit(self, event: Event) -> None:
@@ -86,7 +87,7 @@ class CallEnv:
 
     def observed(self) -> bool:
         """Whether anything listens to routine (non-failure) events."""
-        return len(self.hooks) > 1 or logger.isEnabledFor(logging.DEBUG)
+        return self.listening or logger.isEnabledFor(logging.DEBUG)
 
 
 class _Stats:
@@ -106,38 +107,45 @@ def _reason(outcome: Response | TransportError) -> str:
 def call_flow(
     request: Request, policy: Policy, env: CallEnv, auth: Auth | None = None
 ) -> Generator[Action, Outcome, Response]:
-    """The whole call: auth flow around the attempt loop; raises typed errors per ``policy``."""
-    clock = env.clock
-    stats = _Stats(clock.monotonic())
+    """The whole call: the auth flow around the attempt loop; raises typed errors per ``policy``.
+
+    Without auth, or with static auth, the attempt loop *is* the call: one generator, no nesting.
+    """
+    stats = _Stats(env.clock.monotonic())
     if env.budget is not None and policy.budget is not None:
         env.budget.record_request(stats.started)
     if auth is None:
-        response = yield from _attempts(request, policy, env, stats)
-    elif isinstance(auth, StaticAuth):
-        response = yield from _attempts(auth.apply(request), policy, env, stats)
-    else:
-        flow = auth.auth_flow(request)
-        outgoing = next(flow)
-        while True:
-            response = yield from _attempts(outgoing, policy, env, stats)
-            try:
-                outgoing = flow.send(response)
-            except StopIteration:
-                break
+        return _attempts(request, policy, env, stats, final=True)
+    if isinstance(auth, StaticAuth):
+        return _attempts(auth.apply(request), policy, env, stats, final=True)
+    return _authenticated(request, policy, env, stats, auth)
+
+
+def _authenticated(
+    request: Request, policy: Policy, env: CallEnv, stats: _Stats, auth: Auth
+) -> Generator[Action, Outcome, Response]:
+    """Run each request the auth flow yields through the attempt loop, until it is satisfied."""
+    flow = auth.auth_flow(request)
+    outgoing = next(flow)
+    while True:
+        response = yield from _attempts(outgoing, policy, env, stats, final=False)
+        try:
+            outgoing = flow.send(response)
+        except StopIteration:
+            return _finish(response, policy, env, stats)
+
+
+def _finish(response: Response, policy: Policy, env: CallEnv, stats: _Stats) -> Response:
+    """The call's end: raise the typed error for a 4xx/5xx (per policy), else report completion."""
+    clock = env.clock
+    request = response.request
+    assert request is not None  # noqa: S101 - transports always attach the request
+    elapsed = clock.monotonic() - stats.started
     if response.status_code >= 400 and policy.raise_for_status:
-        elapsed = clock.monotonic() - stats.started
         error = error_for_response(response, attempts=stats.attempts, elapsed=elapsed, now=clock.time)
-        raise _gave_up(env, response.request or request, stats.attempts, elapsed, error)
-    if len(env.hooks) > 1 or logger.isEnabledFor(logging.DEBUG):
-        env.emit(
-            CallCompleted(
-                request.method,
-                redact_url(request.url),
-                stats.attempts,
-                response.status_code,
-                clock.monotonic() - stats.started,
-            )
-        )
+        raise _gave_up(env, request, stats.attempts, elapsed, error)
+    if env.observed():
+        env.emit(CallCompleted(request.method, redact_url(request.url), stats.attempts, response.status_code, elapsed))
     return response
 
 
@@ -149,20 +157,22 @@ def _gave_up(env: CallEnv, request: Request, attempts: int, elapsed: float, erro
 
 
 def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented outcome
-    request: Request, policy: Policy, env: CallEnv, stats: _Stats
+    request: Request, policy: Policy, env: CallEnv, stats: _Stats, *, final: bool
 ) -> Generator[Action, Outcome, Response]:
-    """Attempt ``request`` until it succeeds, is not retryable, or a policy stops it."""
+    """Attempt ``request`` until it succeeds, is not retryable, or a policy stops it.
+
+    ``final``: this response ends the call (no auth flow will look at it), so finish the call here.
+    """
     clock = env.clock
     method = request.method
     expires_at = math.inf if policy.deadline is None else stats.started + policy.deadline
     per_attempt = policy.attempt_timeout
     statuses = policy.retry_statuses
-    observed = env.observed()
-    keyed = policy.idempotency is not None and policy.idempotency.header in request.headers
+    observed = env.listening or logger.isEnabledFor(logging.DEBUG)
     url = redact_url(request.url) if observed else ""
     retry_number = 0
     error: TetherError | None
-    now = clock.monotonic()
+    now = stats.started if stats.attempts == 0 else clock.monotonic()
     while True:
         remaining = expires_at - now
         if remaining <= 0:
@@ -179,9 +189,12 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
         if type(outcome) is Response:
             status = outcome.status_code
             if status < 400 and status not in statuses:
+                if final and observed:
+                    return _finish(outcome, policy, env, stats)
                 return outcome
+            keyed = policy.idempotency is not None and policy.idempotency.header in request.headers
             if not is_retryable(method=method, keyed=keyed, status=status, statuses=statuses):
-                return outcome
+                return _finish(outcome, policy, env, stats) if final else outcome
             error = None
             wall = clock.time()
             server_delay = requested_delay(status, outcome.headers.get, wall)
@@ -197,6 +210,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 )
                 deadline_error.__cause__ = outcome
                 raise _gave_up(env, request, stats.attempts, now - stats.started, deadline_error)
+            keyed = policy.idempotency is not None and policy.idempotency.header in request.headers
             if not is_retryable(method=method, keyed=keyed, error=outcome):
                 raise _gave_up(env, request, stats.attempts, now - stats.started, outcome)
             error = outcome
@@ -219,16 +233,16 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
         if isinstance(decision, GiveUp):
             if decision.reason == "attempts":
                 if isinstance(outcome, Response):
-                    return outcome
+                    return _finish(outcome, policy, env, stats) if final else outcome
                 raise _gave_up(env, request, stats.attempts, now - stats.started, last)
             if isinstance(outcome, Response) and not policy.raise_for_status:
-                return outcome
+                return _finish(outcome, policy, env, stats) if final else outcome
             failure = _policy_failure(decision, policy, request, last)
             raise _gave_up(env, request, stats.attempts, now - stats.started, failure) from last
         if env.budget is not None and policy.budget is not None and not env.budget.try_spend(now):
             env.emit(RetrySuppressed(method, redact_url(request.url), stats.attempts, _reason(outcome)))
             if isinstance(outcome, Response) and not policy.raise_for_status:
-                return outcome
+                return _finish(outcome, policy, env, stats) if final else outcome
             suppressed = RetryBudgetExhausted(
                 f"retry suppressed by the retry budget after {_reason(outcome)}",
                 method=method,

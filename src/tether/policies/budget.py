@@ -68,10 +68,15 @@ class RetryBudgetState:
 
     def record_request(self, now: float) -> None:
         """An original request (a call's first attempt) was made: deposit ``ratio`` tokens."""
+        config = self.config
         with self._lock:
-            self._refill(now)
+            elapsed = now - self._last
+            tokens = self._tokens + config.ratio
+            if elapsed > 0:
+                tokens += elapsed * config.min_per_second
+                self._last = now
+            self._tokens = tokens if tokens < config.burst else config.burst
             self._requests += 1
-            self._tokens = min(self.config.burst, self._tokens + self.config.ratio)
 
     def try_spend(self, now: float) -> bool:
         """Take one token for a retry; ``False`` (and the retry must not happen) if none is left."""
