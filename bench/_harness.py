@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import signal
@@ -33,15 +34,20 @@ from typing import Any, TypeVar
 __all__ = [
     "CLIENT_CPU",
     "METHOD",
+    "NOISE_LIMIT",
     "OK_BODY",
     "SERVER_CPU",
     "BenchError",
+    "CpuWatch",
     "Nginx",
+    "QuietGate",
     "Summary",
     "check_cpus",
     "fmt_range",
     "nginx",
+    "noise_note",
     "pin_self",
+    "preload",
     "print_header",
     "ratio",
     "rotated",
@@ -64,10 +70,12 @@ method (shared/BENCHMARKING.md): loopback only (127.0.0.1); the script starts it
 pinned with taskset to CPU 1) and stops it by its own pid; every client runs in a fresh Python process
 pinned to CPU 0 (the parent pins itself there too), one process per candidate per repetition; repetitions
 are the outer loop and candidates the inner one (interleaved; the starting candidate rotates each
-repetition); each client warms up (opens its pool's connections) before timing where timing matters;
+repetition); every worker imports all candidates' libraries first (same process image for all, see
+_harness.preload); each client warms up (opens its pool's connections) before timing where timing matters;
 every body is read, every status checked and every error counted and printed; every loop is bounded in
 count and in time. Nothing else may run on this machine meanwhile (2 cores, one each for server and
-client)."""
+client): before each measurement the script waits (within --quiet-wait seconds in all) until other
+processes are idle, and flags every measurement during which they used more than 0.1 core."""
 
 _RESULT_PREFIX = "BENCH-RESULT "
 T = TypeVar("T")
@@ -247,16 +255,97 @@ def nginx(
         server.stop()
 
 
+# --------------------------------------------------------------------------- noise from other processes
+
+
+def _busy_seconds() -> float:
+    """CPU time (user + nice + system, all CPUs) the whole machine has used since boot."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[1]) + int(fields[2]) + int(fields[3])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds(server: Nginx | None) -> float:
+    """CPU time used by this process, its reaped children (the workers) and the running ``server``."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total + (server.cpu_seconds() if server is not None else 0.0)
+
+
+@dataclass
+class CpuWatch:
+    """Estimates how much CPU *other* processes used while we measured (they make figures unreliable).
+
+    Machine-wide busy time from ``/proc/stat`` minus the time our own processes used (this parent, its
+    workers, our nginx); accurate to a few clock ticks (10 ms each).
+    """
+
+    server: Nginx | None = None
+    _busy: float = 0.0
+    _own: float = 0.0
+    _wall: float = 0.0
+
+    def start(self) -> None:
+        """Begin a window."""
+        self._busy, self._own, self._wall = _busy_seconds(), _own_seconds(self.server), time.monotonic()
+
+    def foreign_cores(self) -> float:
+        """Average number of cores other processes kept busy since :meth:`start`."""
+        wall = time.monotonic() - self._wall
+        foreign = (_busy_seconds() - self._busy) - (_own_seconds(self.server) - self._own)
+        return max(0.0, foreign / wall) if wall > 0 else 0.0
+
+
+NOISE_LIMIT = 0.10
+"""Above this many cores used by other processes during a measurement, the script flags it as unreliable."""
+
+
+@dataclass
+class QuietGate:
+    """Before each measurement, wait (within a total ``budget`` of seconds) until other processes are idle.
+
+    A probe watches the machine for ``probe`` seconds; while other processes keep more than
+    :data:`NOISE_LIMIT` cores busy it waits and probes again. Once the budget is spent it stops waiting;
+    measurements are still flagged afterwards (see :class:`CpuWatch`).
+    """
+
+    server: Nginx | None
+    budget: float
+    probe: float = 0.5
+    waited: float = 0.0
+
+    def wait(self) -> None:
+        """Return once the machine is quiet, or at once if the waiting budget is spent."""
+        while self.waited < self.budget:
+            watch = CpuWatch(self.server)
+            watch.start()
+            time.sleep(self.probe)
+            self.waited += self.probe
+            if watch.foreign_cores() <= NOISE_LIMIT:
+                return
+
+
+def noise_note(cores: float) -> str:
+    """A remark for a measurement during which other processes used ``cores`` on average ('' if quiet)."""
+    return f" [other processes busy {cores:.2f} cores!]" if cores > NOISE_LIMIT else ""
+
+
 # --------------------------------------------------------------------------- one process per candidate
 
 
-def run_worker(script: Path, spec: dict[str, Any], *, timeout: float, cpu: int = CLIENT_CPU) -> dict[str, Any]:
+def run_worker(
+    script: Path, spec: dict[str, Any], *, timeout: float, server: Nginx | None = None, cpu: int = CLIENT_CPU
+) -> dict[str, Any]:
     """Run ``script --worker SPEC`` in a fresh interpreter pinned to ``cpu``; return the JSON it reports.
 
     The worker must print its result with :func:`worker_result`. The process is killed (by its own pid,
-    which ``subprocess.run`` holds) if it outlives ``timeout`` seconds.
+    which ``subprocess.run`` holds) if it outlives ``timeout`` seconds. The result gains ``foreign_cores``:
+    the CPU other processes (not ours, not ``server``) used meanwhile, see :class:`CpuWatch`.
     """
     command = [*taskset(cpu), sys.executable, str(script), "--worker", json.dumps(spec)]
+    watch = CpuWatch(server)
+    watch.start()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -266,6 +355,7 @@ def run_worker(script: Path, spec: dict[str, Any], *, timeout: float, cpu: int =
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise BenchError(f"worker {spec} exited with {done.returncode} and no result:\n{tail}")
     result: dict[str, Any] = json.loads(lines[-1].removeprefix(_RESULT_PREFIX))
+    result["foreign_cores"] = watch.foreign_cores()
     if result.get("affinity") != [cpu]:
         raise BenchError(f"worker ran on CPUs {result.get('affinity')}, expected only {cpu}")
     return result
@@ -275,6 +365,17 @@ def worker_result(result: dict[str, Any]) -> None:
     """Report a worker's result (with its CPU affinity, which :func:`run_worker` checks) to the parent."""
     result["affinity"] = sorted(os.sched_getaffinity(0))
     print(_RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def preload(modules: Sequence[str]) -> None:
+    """Import every candidate's libraries in every worker, so all candidates run in the same process image.
+
+    Measured here: a process that had imported only aiohttp spent ~13 % more CPU per request than the same
+    code in a process that had also imported httpx or tether (2 minor page faults per request against 0:
+    with a small heap the allocator keeps handing memory back to the OS and faulting it in again).
+    """
+    for module in modules:
+        importlib.import_module(module)
 
 
 def rotated(items: Sequence[T], rep: int) -> list[T]:

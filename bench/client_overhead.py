@@ -13,7 +13,12 @@ process pinned to CPU 0:
 
 It prints requests/s per candidate (median [min-max] over the repetitions) and the ratios of medians:
 tether / raw aiohttp (target >= 0.90), popular stack / raw aiohttp, raw httpx / raw aiohttp, and
-tether.Client / raw httpx.Client (target >= 0.90). A run with any error (exception, status other than 200,
+tether.Client / raw httpx.Client (target >= 0.90). Alongside, each candidate's client CPU time per request
+(``time.process_time`` over the timed loop; the same ratios from it are less sensitive to other processes
+stealing the client's core), its minor page faults per request, and nginx's CPU per request (evidence that
+the upstream is not the bottleneck). Every worker imports all candidates' libraries before measuring, so all
+run in the same process image (a leaner process was measured ~13 % slower here; see ``_harness.preload``).
+A run with any error (exception, status other than 200,
 unexpected body, a retry, a measurement cut short by its time cap) is invalid: the script says so and
 exits with status 1.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,14 +39,19 @@ from typing import Any, cast
 from _harness import (
     CLIENT_CPU,
     METHOD,
+    NOISE_LIMIT,
     OK_BODY,
     SERVER_CPU,
     BenchError,
+    Nginx,
+    QuietGate,
     Summary,
     check_cpus,
     fmt_range,
     nginx,
+    noise_note,
     pin_self,
+    preload,
     print_header,
     ratio,
     rotated,
@@ -73,6 +84,7 @@ PACKAGES = [
     "aiolimiter",
     "aiobreaker",
 ]
+PRELOAD = ["aiohttp", "httpx", "tenacity", "aiolimiter", "aiobreaker", "tether"]
 TARGET = 0.90
 
 Fetch = Callable[[], Awaitable[tuple[int, bytes]]]
@@ -89,6 +101,8 @@ class Tally:
     ok: int = 0
     errors: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    cpu: float = 0.0
+    faults: int = 0
 
     def check(self, status: int, body: bytes) -> None:
         """Count one response: 200 with the expected body, or an error."""
@@ -106,6 +120,11 @@ class Tally:
     def done(self) -> int:
         """Requests finished, successfully or not."""
         return self.ok + self.errors
+
+
+def _faults() -> int:
+    """Minor page faults of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 async def _one(fetch: Fetch, tally: Tally) -> None:
@@ -129,8 +148,9 @@ async def drive_async(fetch: Fetch, total: int, concurrency: int, time_limit: fl
             issued += 1
             await _one(fetch, tally)
 
-    start = time.perf_counter()
+    start, cpu, faults = time.perf_counter(), time.process_time(), _faults()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    tally.cpu, tally.faults = time.process_time() - cpu, _faults() - faults
     return tally, time.perf_counter() - start
 
 
@@ -147,11 +167,12 @@ def drive_sync(fetch: SyncFetch, total: int, time_limit: float) -> tuple[Tally, 
     """``total`` sequential requests, stopping early at the time limit."""
     tally = Tally()
     stop_at = time.perf_counter() + time_limit
-    start = time.perf_counter()
+    start, cpu, faults = time.perf_counter(), time.process_time(), _faults()
     for _ in range(total):
         if time.perf_counter() >= stop_at:
             break
         _one_sync(fetch, tally)
+    tally.cpu, tally.faults = time.process_time() - cpu, _faults() - faults
     return tally, time.perf_counter() - start
 
 
@@ -302,6 +323,8 @@ def _report(
         "kinds": tally.kinds,
         "elapsed": elapsed,
         "rate": tally.done / elapsed if elapsed > 0 else 0.0,
+        "cpu_us": 1e6 * tally.cpu / tally.done if tally.done else 0.0,
+        "faults": tally.faults / tally.done if tally.done else 0.0,
         "truncated": tally.done < spec["requests"],
         "served": warm.done + tally.done,
     }
@@ -309,6 +332,7 @@ def _report(
 
 def worker(spec: dict[str, Any]) -> int:
     """Measure one candidate (in this fresh, pinned process) and report to the parent."""
+    preload(PRELOAD)
     name = spec["candidate"]
     if name in ASYNC_CANDIDATES:
         result = asyncio.run(_async_candidate(name, spec["url"], spec["concurrency"], spec))
@@ -355,11 +379,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=",".join([*ASYNC_CANDIDATES, *SYNC_CANDIDATES]),
         help="subset to run (default all: %(default)s)",
     )
-    parser.add_argument("--quick", action="store_true", help="smoke test in < 30 s: 500 requests, 3 reps")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test in < 30 s: 500 requests, 3 reps, no quiet wait"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="total seconds to spend waiting for other processes to go idle before measurements (default 120)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.requests, args.warmup, args.reps = 500, 100, 3
+        args.requests, args.warmup, args.reps, args.quiet_wait = 500, 100, 3, 0.0
     if args.requests < 1 or args.warmup < 0 or args.reps < 1:
         parser.error("--requests and --reps must be >= 1, --warmup >= 0")
     args.candidates = [c for c in args.candidates.split(",") if c]
@@ -374,26 +406,38 @@ class Results:
     """Rates and errors per (candidate, concurrency); concurrency 1 for the sync candidates."""
 
     rates: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    cpu_us: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    faults: dict[tuple[str, int], list[float]] = field(default_factory=dict)
     errors: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     served: int = 0
+    noise: list[float] = field(default_factory=list)
 
     def add(self, key: tuple[str, int], result: dict[str, Any]) -> str:
         """Record one worker's result; a one-line description of it."""
         self.rates.setdefault(key, []).append(result["rate"])
+        self.cpu_us.setdefault(key, []).append(result["cpu_us"])
+        self.faults.setdefault(key, []).append(result["faults"])
         kinds = self.errors.setdefault(key, {})
         for kind, count in result["kinds"].items():
             kinds[kind] = kinds.get(kind, 0) + count
         self.served += result["served"]
-        note = f" ERRORS {result['kinds']}" if result["errors"] else ""
+        self.noise.append(result["foreign_cores"])
+        note = noise_note(result["foreign_cores"])
+        note += f" ERRORS {result['kinds']}" if result["errors"] else ""
         if result["truncated"]:
             note += f" CUT SHORT at {result['done']} requests"
             self.failures.append(f"{key}: time limit reached after {result['done']} requests")
         return f"{result['rate']:,.0f}{note}"
 
     def summary(self, key: tuple[str, int]) -> Summary | None:
-        """The summary for ``key``, if it was measured."""
+        """Requests/s for ``key``, if it was measured."""
         values = self.rates.get(key)
+        return summarize(values) if values else None
+
+    def cpu(self, key: tuple[str, int]) -> Summary | None:
+        """Client CPU microseconds per request for ``key``, if it was measured."""
+        values = self.cpu_us.get(key)
         return summarize(values) if values else None
 
     @property
@@ -402,11 +446,12 @@ class Results:
         return sum(sum(kinds.values()) for kinds in self.errors.values())
 
 
-def _measure(args: argparse.Namespace, url: str, results: Results, started: float) -> None:
+def _measure(args: argparse.Namespace, server: Nginx, results: Results, started: float) -> QuietGate:
     script = Path(__file__).resolve()
+    gate = QuietGate(server, args.quiet_wait)
     async_names = [c for c in ASYNC_CANDIDATES if c in args.candidates]
     sync_names = [c for c in SYNC_CANDIDATES if c in args.candidates]
-    base = {"url": url, "requests": args.requests, "warmup": args.warmup, "time_limit": args.time_limit}
+    base = {"url": server.url + "/", "requests": args.requests, "warmup": args.warmup, "time_limit": args.time_limit}
     timeout = 2 * args.time_limit + 30
     for rep in range(args.reps):
         if time.monotonic() - started > args.max_seconds:
@@ -418,14 +463,16 @@ def _measure(args: argparse.Namespace, url: str, results: Results, started: floa
         runs += [((name, 1), {"candidate": name, "concurrency": 1}) for name in sync_names]
         line: list[str] = []
         for key, spec in rotated(runs, rep):
+            gate.wait()
             try:
-                result = run_worker(script, {**base, **spec}, timeout=timeout)
+                result = run_worker(script, {**base, **spec}, timeout=timeout, server=server)
             except BenchError as exc:
                 results.failures.append(str(exc))
                 line.append(f"{key[0]}@{key[1]}: FAILED")
                 continue
             line.append(f"{key[0]}@{key[1]}: {results.add(key, result)}")
         print(f"rep {rep + 1}/{args.reps} (req/s, candidate@in-flight): " + " | ".join(line), flush=True)
+    return gate
 
 
 def _verdict(value: float, target: float | None) -> str:
@@ -435,35 +482,41 @@ def _verdict(value: float, target: float | None) -> str:
 
 
 def _report_results(args: argparse.Namespace, results: Results) -> None:
-    print("\nrequests/s, median [min-max] over repetitions; errors")
+    print("\nrequests/s, median [min-max] over repetitions; client CPU and minor page faults per request (medians)")
     sections = [(f"async, {c} in flight", ASYNC_CANDIDATES, c) for c in args.concurrency]
     sections.append(("sync, one thread, sequential", SYNC_CANDIDATES, 1))
     for heading, names, level in sections:
-        rows = [
-            (label, results.summary((name, level)), results.errors.get((name, level), {}))
-            for name, label in names.items()
-        ]
-        if any(summary for _, summary, _ in rows):
+        measured = [(name, label) for name, label in names.items() if results.summary((name, level))]
+        if measured:
             print(f"  {heading}:")
-        for label, summary, errors in rows:
-            if summary is not None:
-                print(f"    {label:<42} {fmt_range(summary):<34} errors {sum(errors.values())}")
-    print("\nratios of medians")
-    pairs: list[tuple[str, str, str, float | None]] = [
-        ("tether", "aiohttp", "tether.AsyncClient / raw aiohttp", TARGET),
-        ("stack", "aiohttp", "popular stack / raw aiohttp", None),
-        ("httpx", "aiohttp", "raw httpx.AsyncClient / raw aiohttp", None),
+        for name, label in measured:
+            rate, cpu = results.summary((name, level)), results.cpu((name, level))
+            errors = sum(results.errors.get((name, level), {}).values())
+            faults = summarize(results.faults[(name, level)]).median
+            if rate is None or cpu is None:
+                continue
+            print(
+                f"    {label:<42} {fmt_range(rate):<34} {cpu.median:7.1f} us CPU/req {faults:5.2f} faults/req"
+                f"   errors {errors}"
+            )
+    print(
+        "\nratios of medians (req/s; in brackets the same ratio from client CPU per request, less sensitive to noise)"
+    )
+    pairs: list[tuple[str, str, str, list[int], float | None]] = [
+        ("tether", "aiohttp", "tether.AsyncClient / raw aiohttp", args.concurrency, TARGET),
+        ("stack", "aiohttp", "popular stack / raw aiohttp", args.concurrency, None),
+        ("httpx", "aiohttp", "raw httpx.AsyncClient / raw aiohttp", args.concurrency, None),
+        ("tether-sync", "httpx-sync", "tether.Client / raw httpx.Client", [1], TARGET),
     ]
-    for concurrency in args.concurrency:
-        for top, bottom, label, target in pairs:
-            a, b = results.summary((top, concurrency)), results.summary((bottom, concurrency))
-            if a and b:
+    for top, bottom, label, levels, target in pairs:
+        for level in levels:
+            a, b = results.summary((top, level)), results.summary((bottom, level))
+            cpu_a, cpu_b = results.cpu((top, level)), results.cpu((bottom, level))
+            if a and b and cpu_a and cpu_b:
                 value = ratio(a, b)
-                print(f"  {concurrency:>3} in flight: {label:<38} {value:5.2f}{_verdict(value, target)}")
-    a, b = results.summary(("tether-sync", 1)), results.summary(("httpx-sync", 1))
-    if a and b:
-        value = ratio(a, b)
-        print(f"  sync, 1 thread: {'tether.Client / raw httpx.Client':<38} {value:5.2f}{_verdict(value, TARGET)}")
+                where = "sync, 1 thread" if level == 1 and top.endswith("-sync") else f"{level:>3} in flight"
+                by_cpu = ratio(cpu_b, cpu_a)
+                print(f"  {where:>14}: {label:<38} {value:5.3f} [{by_cpu:5.3f}]{_verdict(value, target)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -489,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         with nginx(args.port, cpu=SERVER_CPU) as server:
             print(f"upstream: {server.describe()}")
             cpu_before = server.cpu_seconds()
-            _measure(args, server.url + "/", results, started)
+            gate = _measure(args, server, results, started)
             nginx_cpu = server.cpu_seconds() - cpu_before
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -500,9 +553,17 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = results.served / nginx_cpu
         print(
             f"\nupstream headroom: nginx used {nginx_cpu:.2f} s of CPU {SERVER_CPU} for {results.served:,} requests "
-            f"(~{1e6 * nginx_cpu / results.served:.1f} us each: a ceiling of ~{ceiling:,.0f} req/s on its core, "
-            f"{ceiling / fastest:.1f}x the fastest candidate's median)"
+            f"(~{1e6 * nginx_cpu / results.served:.1f} us each at these rates: a ceiling of at least "
+            f"~{ceiling:,.0f} req/s on its core, {ceiling / fastest:.1f}x the fastest candidate's median)"
         )
+    noisy = sum(cores > NOISE_LIMIT for cores in results.noise)
+    if results.noise:
+        print(
+            f"other processes: {noisy} of {len(results.noise)} measurements ran while other processes kept more "
+            f"than {NOISE_LIMIT:.2f} cores busy (max {max(results.noise):.2f}, median "
+            f"{summarize(results.noise).median:.2f})" + ("; those figures are unreliable" if noisy else "")
+        )
+        print(f"waited {gate.waited:.0f} s (of --quiet-wait {args.quiet_wait:g}) for other processes to go idle")
     print(f"errors: {results.error_count}")
     for failure in results.failures:
         print(f"FAILED: {failure}")

@@ -51,10 +51,13 @@ from _harness import (
     SERVER_CPU,
     BenchError,
     Nginx,
+    QuietGate,
     check_cpus,
     fmt_range,
     nginx,
+    noise_note,
     pin_self,
+    preload,
     print_header,
     rotated,
     run_worker,
@@ -244,6 +247,7 @@ def _urllib3(spec: dict[str, Any], sent: list[int]) -> Load:
 
 def worker(spec: dict[str, Any]) -> int:
     """Run one candidate's open-loop load (in this fresh, pinned process) and report to the parent."""
+    preload(["aiohttp", "httpx", "tenacity", "requests", "urllib3", "tether"])
     sent = [0]
     name = spec["candidate"]
     if name == "tether":
@@ -282,14 +286,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="outage (load) duration, s (default 10)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions, each a fresh process (default 3)")
     parser.add_argument("--threads", type=int, default=64, help="thread pool for the sync candidate (default 64)")
-    parser.add_argument("--drain", type=float, default=40.0, help="max wait for calls after the last start, s")
+    parser.add_argument(
+        "--drain", type=float, default=40.0, help="max wait for calls after the last start, s (default 40)"
+    )
     parser.add_argument("--port", type=int, default=18081, help="503 nginx port on 127.0.0.1 (default 18081)")
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="subset to run (default %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="smoke test in < 30 s: a 2 s outage, 2 reps")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test in < 30 s: a 2 s outage, 2 reps, no quiet wait"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="total seconds to spend waiting for other processes to go idle before measurements (default 30)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.reps, args.drain = 2.0, 2, 10.0
+        args.duration, args.reps, args.drain, args.quiet_wait = 2.0, 2, 10.0, 0.0
     if args.rate <= 0 or args.duration <= 0 or args.reps < 1 or args.threads < 1 or args.drain <= 0:
         parser.error("--rate, --duration, --drain must be > 0; --reps, --threads >= 1")
     if args.rate * args.duration > 100_000:
@@ -325,7 +339,7 @@ class Rep:
 def _run_one(script: Path, spec: dict[str, Any], server: Nginx, timeout: float) -> tuple[Rep, list[str]]:
     problems: list[str] = []
     before = len(server.logged())
-    result = run_worker(script, spec, timeout=timeout)
+    result = run_worker(script, spec, timeout=timeout, server=server)
     time.sleep(0.2)  # let nginx finish writing the last lines
     lines = server.logged()[before:]
     if bad := Counter(line for line in lines if line != "503"):
@@ -348,7 +362,7 @@ def _describe(name: str, rep: Rep) -> str:
         f"{name}: {rep.attempts_per_call:.3f} attempts/call ({rep.received} upstream requests [client counted "
         f"{r['sent']}] / {r['scheduled']} calls); finished {r['finished']}/{r['scheduled']}: {ended}; "
         f"call p50 {1000 * r['duration_p50']:.0f} ms; start lag p50 {1000 * r['lag_p50']:.1f} ms, "
-        f"max {1000 * r['lag_max']:.1f} ms"
+        f"max {1000 * r['lag_max']:.1f} ms{noise_note(r['foreign_cores'])}"
     )
 
 
@@ -401,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout = args.duration + args.drain + 60
         with nginx(args.port, status=503, body=UNAVAILABLE_BODY, access_log=True, cpu=SERVER_CPU) as server:
             print(f"upstream: {server.describe()}", flush=True)
+            gate = QuietGate(server, args.quiet_wait)
             for rep in range(args.reps):
                 print(f"rep {rep + 1}/{args.reps}:")
                 for name in rotated(args.candidates, rep):
@@ -412,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                         "drain": args.drain,
                         "threads": args.threads,
                     }
+                    gate.wait()
                     try:
                         one, found = _run_one(script, spec, server, timeout)
                     except BenchError as exc:
@@ -425,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _report(args, reps, calls)
+    print(f"waited {gate.waited:.0f} s (of --quiet-wait {args.quiet_wait:g}) for other processes to go idle")
     for problem in problems:
         print(f"FAILED: {problem}")
     print(f"elapsed: {time.monotonic() - started:.0f} s")
