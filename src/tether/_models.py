@@ -188,7 +188,7 @@ class Response:
         """The body parsed as JSON; a ``ValueError`` saying so if it is not JSON."""
         try:
             return _json.loads(self.content)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             kind = self.headers.get("content-type", "no content type")
             raise ValueError(f"response body is not JSON ({kind}, {len(self.content)} bytes): {exc}") from None
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "is_sensitive_name", "redact_headers", "redact_text", "redact_url"]
+__all__ = ["REDACTED", "describe_exception", "is_sensitive_name", "redact_headers", "redact_text", "redact_url"]
 
 REDACTED = "[REDACTED]"
 
@@ -90,7 +90,8 @@ def redact_url(url: str) -> str:
 
 
 # "name": "value"  (JSON)   and   name=value  (form / query text)
-_JSON_FIELD = re.compile(r'"(?P<name>[^"\\]{1,64})"\s*:\s*"(?P<value>(?:[^"\\]|\\.)*)"')
+# a value may run to the end of the text unterminated (a body cut short), and is redacted all the same
+_JSON_FIELD = re.compile(r'"(?P<name>[^"\\]{1,64})"\s*:\s*"(?P<value>(?:[^"\\]|\\.)*)(?:"|\\?$)')
 _FORM_FIELD = re.compile(r"(?P<lead>^|[&?\s])(?P<name>[A-Za-z0-9_.\-\[\]]{1,64})=(?P<value>[^&\s]*)")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*")
 
@@ -111,3 +112,18 @@ def redact_text(text: str) -> str:
     text = _JSON_FIELD.sub(json_field, text)
     text = _FORM_FIELD.sub(form_field, text)
     return _BEARER.sub(lambda m: f"{m[1]} {REDACTED}", text)
+
+
+def describe_exception(exc: BaseException, request: object = None) -> str:
+    """A foreign exception's type and message, fit for an error or a log: URLs and credentials redacted.
+
+    Libraries quote the request URL (aiohttp) or the bytes they received (an echoing server's request line) in
+    their messages; both may carry a query API key. ``request`` (anything with a ``url``) is replaced by its
+    redacted form before the text-level redaction runs.
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    url = getattr(request, "url", None)
+    if isinstance(url, str) and url:
+        text = text.replace(url, redact_url(url))
+    text = redact_text(text)
+    return text if len(text) <= 500 else text[:500] + "…"

@@ -287,10 +287,11 @@ _STATUS_CLASSES: dict[int, type[HTTPStatusError]] = {
 
 
 def _excerpt(content: bytes) -> str:
-    text = content[:BODY_EXCERPT_LIMIT].decode("utf-8", errors="replace")
+    # Cut, then redact: the patterns also match a value the cut left unterminated, so no secret straddles the cut.
+    text = redact_text(content[:BODY_EXCERPT_LIMIT].decode("utf-8", errors="replace"))
     if len(content) > BODY_EXCERPT_LIMIT:
         text += f"… ({len(content)} bytes in all)"
-    return redact_text(text)
+    return text
 
 
 def error_for_response(
@@ -303,7 +304,7 @@ def error_for_response(
     status = response.status_code
     request = response.request
     cls = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else ClientError)
-    reason = response.reason_phrase
+    reason = redact_text(response.reason_phrase.encode("utf-8", "replace").decode("utf-8"))[:100]
     summary = f"{status} {reason}".rstrip() if reason else str(status)
     common: dict[str, object] = {
         "status_code": status,

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
 import tether
@@ -327,13 +326,6 @@ def test_three_digit_status_below_100_is_never_a_success(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest, status: bytes
 ) -> None:
     """A three-digit status under 100 is a ReadError, not a response (status 0 would pass as a success)."""
-    known_bug(
-        request,
-        make_client,
-        AIOHTTP,
-        "aiohttp parses 'HTTP/1.1 000 X' (any 000-099) and tether returns Response(status_code=0) as a success",
-        pytest.fail.Exception,
-    )
     raw.script(b"HTTP/1.1 " + status + b" X\r\nContent-Length: 0\r\n\r\n")
     assert type(failure(hostile(make_client, raw.url))) is ReadError
 
@@ -420,13 +412,6 @@ def test_undecodable_content_encoding_is_a_read_error(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest, reply: bytes
 ) -> None:
     """A body that does not decode as its Content-Encoding says is a ReadError."""
-    known_bug(
-        request,
-        make_client,
-        HTTPX,
-        "httpx.DecodingError is an httpx.RequestError, not an httpx.TransportError, so _httpx.py lets it escape",
-        httpx.DecodingError,
-    )
     raw.script(b"HTTP/1.1 200 OK\r\n" + reply)
     assert type(failure(hostile(make_client, raw.url))) is ReadError
 
@@ -505,14 +490,6 @@ def test_non_ascii_reason_phrase_gives_a_printable_error(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A latin-1 reason phrase on a 500 gives a ServerError whose message can be printed and logged."""
-    known_bug(
-        request,
-        make_client,
-        AIOHTTP,
-        "aiohttp's reason phrase keeps undecodable bytes as lone surrogates; they reach ServerError.summary, so "
-        "str(error).encode() (print, a UTF-8 log file) raises UnicodeEncodeError",
-        UnicodeEncodeError,
-    )
     raw.script(response(500, body=b"{}", reason=b"Erreur interne \xe9\xff"))
     error = failure(hostile(make_client, raw.url))
     assert type(error) is ServerError
@@ -627,14 +604,6 @@ def test_token_longer_than_the_excerpt_is_redacted(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A token value that runs past the 1 KB body excerpt (a long JWT, say) is still redacted."""
-    known_bug(
-        request,
-        make_client,
-        EVERY_KIND,
-        "errors._excerpt cuts the body at 1024 bytes before redact_text runs; the JSON-field pattern needs the "
-        "closing quote, so a value cut open is kept: about 1 KB of the token reaches str(error)",
-        AssertionError,
-    )
     body = b'{"access_token": "sk_live_XYZ' + b"Q" * 2_000 + b'"}'
     raw.script(response(500, [("Content-Type", "application/json")], body))
     error = failure(hostile(make_client, raw.url))
@@ -647,13 +616,6 @@ def test_secret_in_the_reason_phrase_is_redacted(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A reason phrase echoing ``access_token=...`` is redacted like a body would be."""
-    known_bug(
-        request,
-        make_client,
-        EVERY_KIND,
-        "error_for_response puts the reason phrase into the summary without redact_text",
-        AssertionError,
-    )
     raw.script(response(503, reason=b"access_token=" + SECRET.encode()))
     error = failure(hostile(make_client, raw.url))
     assert type(error) is ServerError
@@ -665,14 +627,6 @@ def test_echoing_server_does_not_leak_a_query_api_key(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A server (or misrouted port) that echoes the request back: the ReadError hides the query API key."""
-    known_bug(
-        request,
-        make_client,
-        EVERY_KIND,
-        "the transports copy the library's exception text into ReadError.summary unredacted; h11 and aiohttp "
-        "quote the 'status line' they got, which is the echoed request line with ?api_key=...",
-        AssertionError,
-    )
     raw.respond(lambda _index, seen: [seen.raw])
     error = failure(hostile(make_client, raw.url, auth=tether.APIKey(SECRET, in_="query")))
     assert type(error) is ReadError
@@ -684,14 +638,6 @@ def test_protocol_error_does_not_leak_a_query_api_key(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A garbage status line while the URL carries an API key: the ReadError hides the key."""
-    known_bug(
-        request,
-        make_client,
-        AIOHTTP,
-        "aiohttp's ClientResponseError text ends with url='...?api_key=sk_live_XYZ', which _aiohttp.py copies "
-        "into ReadError.summary unredacted (any aiohttp protocol error, TooManyRedirects included)",
-        AssertionError,
-    )
     raw.script(b"HELLO\r\n\r\n")
     error = failure(hostile(make_client, raw.url, auth=tether.APIKey(SECRET, in_="query")))
     assert type(error) is ReadError
@@ -704,13 +650,6 @@ def test_protocol_error_does_not_leak_a_query_api_key(
 
 def test_redirect_loop_is_a_tether_error(raw: RawServer, make_client: Any, request: pytest.FixtureRequest) -> None:
     """A 302 to itself ends in a tether error after a bounded number of requests."""
-    known_bug(
-        request,
-        make_client,
-        HTTPX,
-        "httpx.TooManyRedirects is an httpx.RequestError, not an httpx.TransportError, so _httpx.py lets it escape",
-        httpx.TooManyRedirects,
-    )
     raw.script(response(302, [("Location", "/x")]))
     failure(hostile(make_client, raw.url))
     assert len(raw.seen) <= 2 * 21
@@ -728,14 +667,6 @@ def test_redirect_to_an_invalid_port_is_a_tether_error(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A redirect to port 99999 ends in a tether error."""
-    known_bug(
-        request,
-        make_client,
-        ("async-httpx",),
-        "httpcore's anyio backend raises ExceptionGroup(OverflowError('connect(): port must be 0-65535')), "
-        "neither an httpx exception nor translated",
-        ExceptionGroup,
-    )
     raw.script(response(302, [("Location", "http://127.0.0.1:99999/x")]))
     failure(hostile(make_client, raw.url))
 
@@ -807,13 +738,6 @@ def test_pagination_deeply_nested_json_is_a_pagination_error(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A page of 100,000 nested arrays is a PaginationError, not a RecursionError."""
-    known_bug(
-        request,
-        make_client,
-        EVERY_KIND,
-        "Response.json() catches ValueError and UnicodeDecodeError but not the RecursionError json.loads raises",
-        RecursionError,
-    )
     raw.script(response(200, [("Content-Type", "application/json")], b"[" * 100_000 + b"]" * 100_000))
     api = hostile(make_client, raw.url)
     with pytest.raises(PaginationError):
@@ -824,13 +748,6 @@ def test_pagination_unparseable_next_link_is_a_tether_error(
     raw: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A Link header whose next URL cannot be parsed is a tether error, not a ValueError from urllib."""
-    known_bug(
-        request,
-        make_client,
-        EVERY_KIND,
-        "LinkHeader.page calls urljoin on the server's target, which raises ValueError('Invalid IPv6 URL')",
-        ValueError,
-    )
     raw.script(response(200, [("Link", '<http://[::1/items>; rel="next"')], b"[1]"))
     api = hostile(make_client, raw.url)
     with pytest.raises(TetherError):
@@ -841,14 +758,6 @@ def test_pagination_next_link_to_another_host_does_not_carry_credentials(
     raw: RawServer, elsewhere: RawServer, make_client: Any, request: pytest.FixtureRequest
 ) -> None:
     """A next link to another host (127.0.0.2) is refused or followed without the client's credentials."""
-    known_bug(
-        request,
-        make_client,
-        EVERY_KIND,
-        "PageWalker follows any next URL through the full pipeline, so auth is applied and the Bearer token "
-        "goes to whatever host the page names",
-        AssertionError,
-    )
     elsewhere.script(response(200, body=b"[2]"))
     raw.script(response(200, [("Link", f'<{elsewhere.url}/items?page=2>; rel="next"')], b"[1]"))
     api = hostile(make_client, raw.url, auth=tether.Bearer(SECRET))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import aiohttp
 
 from tether._models import Headers, Request, Response
+from tether._redaction import describe_exception as _describe
 from tether.errors import (
     ConfigurationError,
     ConnectError,
@@ -49,8 +50,8 @@ class AiohttpTransport:
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True,
             raise_for_status=False,
-            # tether sets its own User-Agent; aiohttp must not add Python/aiohttp's.
-            skip_auto_headers=("User-Agent",),
+            # No skip_auto_headers: aiohttp then copies the headers on every request (about 5 % of throughput
+            # here), and tether's requests always carry their own User-Agent, so aiohttp adds none of its own.
         )
         return self._session
 
@@ -67,6 +68,8 @@ class AiohttpTransport:
                 allow_redirects=True,
             ) as raw:
                 content = await raw.read()
+                if raw.status < 100:
+                    raise _error(ReadError, f"invalid status code {raw.status} in the response", request)
                 return Response(
                     raw.status,
                     headers=Headers._wrap(raw.headers),
@@ -79,11 +82,13 @@ class AiohttpTransport:
         except TimeoutError as exc:
             raise _error(TransportTimeout, _timed_out(timeout), request) from exc
         except aiohttp.ClientConnectorError as exc:
-            raise _error(ConnectError, f"could not connect: {exc.os_error}", request) from exc
+            raise _error(ConnectError, f"could not connect: {_describe(exc, request)}", request) from exc
         except aiohttp.InvalidURL as exc:
             raise ConfigurationError(f"invalid URL: {exc}") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise _error(ReadError, f"connection failed: {type(exc).__name__}: {exc}", request) from exc
+        except aiohttp.TooManyRedirects as exc:
+            raise _error(ReadError, "too many redirects (the server redirects in a loop)", request) from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise _error(ReadError, f"connection failed: {_describe(exc, request)}", request) from exc
 
     async def aclose(self) -> None:
         """Close the session and its connections."""

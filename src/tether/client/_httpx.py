@@ -9,6 +9,7 @@ from __future__ import annotations
 import httpx
 
 from tether._models import Headers, Request, Response
+from tether._redaction import describe_exception as _describe
 from tether.errors import ConfigurationError, ConnectError, ConnectTimeout, ReadError, TransportTimeout
 
 __all__ = ["HttpxAsyncTransport", "HttpxTransport"]
@@ -40,10 +41,12 @@ def _translate(exc: Exception, request: Request, timeout: float | None) -> Excep
         limit = "in time" if timeout is None else f"within {timeout:.3g} s"
         return TransportTimeout(f"no complete response {limit} ({type(exc).__name__})", method=method, url=url)
     if isinstance(exc, httpx.ConnectError):
-        return ConnectError(f"could not connect: {exc}", method=method, url=url)
+        return ConnectError(f"could not connect: {_describe(exc, request)}", method=method, url=url)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return ReadError("too many redirects (the server redirects in a loop)", method=method, url=url)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return ConfigurationError(f"invalid URL: {exc}")
-    return ReadError(f"connection failed: {type(exc).__name__}: {exc}", method=method, url=url)
+        return ConfigurationError(f"invalid URL: {_describe(exc, request)}")
+    return ReadError(f"connection failed: {_describe(exc, request)}", method=method, url=url)
 
 
 class HttpxTransport:
@@ -65,7 +68,7 @@ class HttpxTransport:
                 content=request.content,
                 timeout=timeout,
             )
-        except (httpx.TransportError, httpx.InvalidURL) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, OverflowError, ExceptionGroup) as exc:
             raise _translate(exc, request, timeout) from exc
         return _response(raw, request)
 
@@ -97,7 +100,7 @@ class HttpxAsyncTransport:
                 content=request.content,
                 timeout=timeout,
             )
-        except (httpx.TransportError, httpx.InvalidURL) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, OverflowError, ExceptionGroup) as exc:
             raise _translate(exc, request, timeout) from exc
         return _response(raw, request)
 

@@ -105,6 +105,21 @@ def _with_params(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), parts.fragment))
 
 
+def _follow(request: Request, target: str) -> Request:
+    """The request for ``target`` (absolute, or relative to ``request``'s URL), or a PaginationError."""
+    try:
+        url = urljoin(request.url, target)
+        urlsplit(url).port  # noqa: B018 - raises ValueError on an out-of-range port
+    except ValueError as exc:
+        raise PaginationError(f"next page URL is invalid: {exc}", method=request.method, url=request.url) from None
+    return request.with_url(url)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
 def _param(url: str, name: str) -> str | None:
     for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         if key == name:
@@ -159,7 +174,7 @@ class LinkHeader:
         """Items from the body; next from the ``Link`` header."""
         items = _items(request, _json(request, response), self.items_path)
         target = parse_link_header(response.headers.get_list("link")).get(self.rel)
-        return Page(items, request.with_url(urljoin(request.url, target)) if target else None)
+        return Page(items, _follow(request, target) if target else None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -296,16 +311,18 @@ class NextURL:
                 method=request.method,
                 url=request.url,
             )
-        return Page(items, request.with_url(urljoin(request.url, target)))
+        return Page(items, _follow(request, target))
 
 
 class PageWalker:
     """The state of one walk: bounds (``max_items``, ``max_pages``) and loop detection.
 
-    Drive it with ``next_request()`` → send → ``accept(response)`` until ``next_request()`` is ``None``.
+    Drive it with ``next_request()`` → send → ``accept(response)`` until ``next_request()`` is ``None``. A next page
+    on another origin (scheme, host or port) than the first is refused with :class:`PaginationError`: the client
+    would send it with its credentials, and a hostile or compromised page must not redirect them elsewhere.
     """
 
-    __slots__ = ("_items", "_max_items", "_max_pages", "_next", "_pages", "_paginator", "_seen")
+    __slots__ = ("_items", "_max_items", "_max_pages", "_next", "_origin", "_pages", "_paginator", "_seen")
 
     def __init__(
         self,
@@ -320,6 +337,7 @@ class PageWalker:
                 raise ConfigurationError(f"{name} must be >= 1 or None, got {bound}")
         self._paginator = paginator
         self._next: Request | None = paginator.start(first)
+        self._origin = _origin(first.url)
         self._max_items = max_items
         self._max_pages = max_pages
         self._items = 0
@@ -333,6 +351,12 @@ class PageWalker:
             if request.url in self._seen:
                 raise PaginationError(
                     f"pagination loops: {redact_url(request.url)} was already fetched",
+                    method=request.method,
+                    url=request.url,
+                )
+            if _origin(request.url) != self._origin:
+                raise PaginationError(
+                    f"next page is on another origin ({redact_url(request.url)}); refusing to send credentials there",
                     method=request.method,
                     url=request.url,
                 )
