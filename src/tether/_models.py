@@ -39,12 +39,8 @@ class Headers(Mapping[str, str]):
         if isinstance(headers, Headers):
             self._data = headers._data
             return
-        data: CIMultiDict[str] = CIMultiDict()
-        if headers is not None:
-            pairs = headers.items() if isinstance(headers, Mapping) else headers
-            for name, value in pairs:
-                data.add(name, value)
-        self._data = CIMultiDictProxy(data)
+        # CIMultiDict builds from a mapping or from pairs in C, keeping repeated names
+        self._data = CIMultiDictProxy(CIMultiDict(headers) if headers is not None else CIMultiDict())
 
     @classmethod
     def _wrap(cls, data: CIMultiDictProxy[str]) -> Headers:

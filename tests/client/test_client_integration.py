@@ -250,3 +250,14 @@ def test_each_page_goes_through_the_pipeline(upstream: Upstream, make_client: An
     api = make_client(upstream.url, clock=FakeClock(), policy=FAST, auth=tether.Bearer("t"))
     assert len(api.paginate("/items", tether.NextURL())) == 10
     assert all(r.header("Authorization") == "Bearer t" for r in upstream.requests_for("/items"))
+
+
+def test_send_applies_auth_to_a_hand_built_request(upstream: Upstream, make_client: Any) -> None:
+    """Static header auth is folded into the client's base headers; a request built by hand must still carry it."""
+    upstream.route("GET", "/me", Reply(json={}))
+    api = make_client(upstream.url, auth=tether.Bearer("tok_9"))
+    api.send(tether.Request("GET", upstream.url + "/me"))
+    api.get("/me", headers={"Authorization": "Bearer per-call"})
+    by_hand, per_call = upstream.requests_for("/me")
+    assert by_hand.header("Authorization") == "Bearer tok_9"
+    assert per_call.header("Authorization") == "Bearer per-call"

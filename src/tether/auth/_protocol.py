@@ -38,6 +38,13 @@ class StaticAuth:
         """Return ``request`` with the credentials attached."""
         raise NotImplementedError
 
+    def fixed_headers(self) -> tuple[tuple[str, str], ...] | None:
+        """The headers this scheme always adds, if that is all it does; ``None`` otherwise.
+
+        A client merges them into its base headers once instead of applying the scheme to every request.
+        """
+        return None
+
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
         """Send the request once, with credentials applied."""
         yield self.apply(request)

@@ -30,6 +30,10 @@ class Bearer(StaticAuth):
         """Set the ``Authorization`` header."""
         return request.with_headers(self._header)
 
+    def fixed_headers(self) -> tuple[tuple[str, str], ...]:
+        """The ``Authorization`` header."""
+        return self._header
+
     def __repr__(self) -> str:
         return "Bearer(token=[REDACTED])"
 
@@ -74,6 +78,10 @@ class APIKey(StaticAuth):
             fragment = "#" + fragment
         return request.with_url(f"{url}{separator}{param}{fragment}")
 
+    def fixed_headers(self) -> tuple[tuple[str, str], ...] | None:
+        """The key header, when the key travels in a header."""
+        return ((self._name, f"{self._prefix}{self._key}"),) if self._in == "header" else None
+
     def __repr__(self) -> str:
         return f"APIKey(key=[REDACTED], in_={self._in!r}, name={self._name!r})"
 
@@ -93,6 +101,10 @@ class Basic(StaticAuth):
     def apply(self, request: Request) -> Request:
         """Set the ``Authorization`` header."""
         return request.with_headers(self._header)
+
+    def fixed_headers(self) -> tuple[tuple[str, str], ...]:
+        """The ``Authorization`` header."""
+        return self._header
 
     def __repr__(self) -> str:
         return f"Basic(username={self._username!r}, password=[REDACTED])"

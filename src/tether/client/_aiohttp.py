@@ -28,18 +28,30 @@ class AiohttpTransport:
     """An :class:`~tether.client.AsyncTransport` on an ``aiohttp.ClientSession``.
 
     ``max_connections`` bounds the pool (0: unbounded), ``max_connections_per_host`` each host's share (0:
-    no per-host bound), ``keepalive`` how long an idle connection is kept, in seconds.
+    no per-host bound), ``keepalive`` how long an idle connection is kept, in seconds. ``default_headers``, when
+    given, become the session's default headers, and a request whose ``headers`` *is* that object is sent without
+    per-request headers, sparing aiohttp's per-call merge (the client passes its base headers here).
     """
 
-    __slots__ = ("_keepalive", "_limit", "_limit_per_host", "_session")
+    __slots__ = ("_defaults", "_keepalive", "_limit", "_limit_per_host", "_session", "_timeouts")
 
-    def __init__(self, *, max_connections: int = 100, max_connections_per_host: int = 0, keepalive: float = 15.0):
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        max_connections_per_host: int = 0,
+        keepalive: float = 15.0,
+        default_headers: Headers | None = None,
+    ):
         if max_connections < 0 or max_connections_per_host < 0:
             raise ConfigurationError("connection limits must be >= 0 (0 means unbounded)")
         self._limit = max_connections
         self._limit_per_host = max_connections_per_host
         self._keepalive = keepalive
+        self._defaults = default_headers
         self._session: aiohttp.ClientSession | None = None
+        # ClientTimeout objects by value: most attempts share the policy's attempt_timeout
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -49,6 +61,7 @@ class AiohttpTransport:
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True,
+            headers=self._defaults._data if self._defaults is not None else None,
             raise_for_status=False,
             # No skip_auto_headers: aiohttp then copies the headers on every request (about 5 % of throughput
             # here), and tether's requests always carry their own User-Agent, so aiohttp adds none of its own.
@@ -58,13 +71,18 @@ class AiohttpTransport:
     async def send(self, request: Request, timeout: float | None) -> Response:
         """Perform one exchange; aiohttp's errors become :mod:`tether.errors` transport errors."""
         session = self._session or self._open()
+        client_timeout = self._timeouts.get(timeout)
+        if client_timeout is None:
+            if len(self._timeouts) > 32:  # shrinking near-deadline timeouts are one-offs: keep the cache small
+                self._timeouts.clear()
+            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
         try:
             async with session.request(
                 request.method,
                 request.url,
                 headers=request.headers._data,
                 data=request.content,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=client_timeout,
                 allow_redirects=True,
             ) as raw:
                 content = await raw.read()

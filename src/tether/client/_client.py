@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 from tether._clock import Clock, SystemClock
 from tether._models import Headers, HeadersLike, Request, Response
 from tether._version import __version__
-from tether.auth import Auth
+from tether.auth import Auth, StaticAuth
 from tether.client._drive import drive_async, drive_sync
 from tether.client._flow import CallEnv, call_flow
 from tether.client._pagination import PageWalker, Paginator
@@ -65,6 +65,11 @@ class _ClientBase:
         self.auth = auth
         self.policy = policy or Policy()
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "application/json"}).merged(headers)
+        # Static header credentials join the base headers once; requests without extra headers then share this one
+        # object, which the aiohttp transport sends as its session's defaults (no per-request header merge).
+        fixed = auth.fixed_headers() if isinstance(auth, StaticAuth) else None
+        self._base_headers = self.headers.merged(fixed) if fixed else self.headers
+        self._flow_auth: Auth | None = None if fixed else auth
         self._params = _encode_params(params) if params else ""
         self.clock: Clock = clock or SystemClock()
         budget = RetryBudgetState(self.policy.budget, self.clock.monotonic()) if self.policy.budget else None
@@ -100,7 +105,11 @@ class _ClientBase:
         content: bytes | str | None = None,
         policy: Policy | None = None,
     ) -> Request:
-        """The :class:`Request` a call with these arguments sends (before auth is applied)."""
+        """The :class:`Request` a call with these arguments sends.
+
+        Static header credentials (``Bearer``, ``Basic``, header ``APIKey``) are already in its headers; other auth
+        schemes are applied when it is sent.
+        """
         method = method.upper()
         body: bytes | None = None
         extra: list[tuple[str, str]] = []
@@ -116,7 +125,7 @@ class _ClientBase:
             extra.append(("Content-Type", "application/x-www-form-urlencoded"))
         elif content is not None:
             body = content.encode() if isinstance(content, str) else content
-        merged = self.headers
+        merged = self._base_headers
         if extra:
             merged = merged.merged([pair for pair in extra if pair[0] not in merged])
         if headers:
@@ -155,12 +164,14 @@ class AsyncClient(_ClientBase):
             from tether.client._aiohttp import AiohttpTransport
 
             transport = AiohttpTransport(
-                max_connections=max_connections, max_connections_per_host=max_connections_per_host
+                max_connections=max_connections,
+                max_connections_per_host=max_connections_per_host,
+                default_headers=self._base_headers,
             )
         self.transport = transport
 
     async def send(self, request: Request, *, policy: Policy | None = None) -> Response:
-        """Send a built request through the whole pipeline."""
+        """Send a request (from :meth:`build_request` or built by hand) through the whole pipeline, auth included."""
         flow = call_flow(request, policy or self.policy, self._env, self.auth)
         return await drive_async(flow, self.transport, self.clock)
 
@@ -181,7 +192,7 @@ class AsyncClient(_ClientBase):
             method, url, params=params, headers=headers, json=json, data=data, content=content, policy=policy
         )
         # send()'s body, inlined: one coroutine fewer on every call
-        flow = call_flow(request, policy or self.policy, self._env, self.auth)
+        flow = call_flow(request, policy or self.policy, self._env, self._flow_auth)
         return await drive_async(flow, self.transport, self.clock)
 
     async def get(self, url: str, **kwargs: Any) -> Response:
@@ -227,7 +238,8 @@ class AsyncClient(_ClientBase):
             max_pages=max_pages,
         )
         while (request := walker.next_request()) is not None:
-            for item in walker.accept(await self.send(request, policy=policy)):
+            flow = call_flow(request, policy or self.policy, self._env, self._flow_auth)
+            for item in walker.accept(await drive_async(flow, self.transport, self.clock)):
                 yield item
 
     async def aclose(self) -> None:
@@ -270,7 +282,7 @@ class Client(_ClientBase):
         self.transport = transport
 
     def send(self, request: Request, *, policy: Policy | None = None) -> Response:
-        """Send a built request through the whole pipeline."""
+        """Send a request (from :meth:`build_request` or built by hand) through the whole pipeline, auth included."""
         flow = call_flow(request, policy or self.policy, self._env, self.auth)
         return drive_sync(flow, self.transport, self.clock)
 
@@ -290,7 +302,7 @@ class Client(_ClientBase):
         request = self.build_request(
             method, url, params=params, headers=headers, json=json, data=data, content=content, policy=policy
         )
-        flow = call_flow(request, policy or self.policy, self._env, self.auth)
+        flow = call_flow(request, policy or self.policy, self._env, self._flow_auth)
         return drive_sync(flow, self.transport, self.clock)
 
     def get(self, url: str, **kwargs: Any) -> Response:
@@ -336,7 +348,8 @@ class Client(_ClientBase):
             max_pages=max_pages,
         )
         while (request := walker.next_request()) is not None:
-            yield from walker.accept(self.send(request, policy=policy))
+            flow = call_flow(request, policy or self.policy, self._env, self._flow_auth)
+            yield from walker.accept(drive_sync(flow, self.transport, self.clock))
 
     def close(self) -> None:
         """Close the transport's connections."""
