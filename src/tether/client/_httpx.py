@@ -6,6 +6,8 @@ httpx's exceptions are translated here and never leak; a client passed in by the
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tether._models import Headers, Request, Response
@@ -93,13 +95,18 @@ class HttpxAsyncTransport:
     async def send(self, request: Request, timeout: float | None) -> Response:
         """Perform one exchange; httpx's errors become :mod:`tether.errors` transport errors."""
         try:
-            raw = await self._client.request(
-                request.method,
-                request.url,
-                headers=list(request.headers.items()),
-                content=request.content,
-                timeout=timeout,
-            )
+            # httpx's timeout bounds each socket read; asyncio.timeout bounds the whole exchange, so a server that
+            # trickles its answer byte by byte cannot outlive the attempt.
+            async with asyncio.timeout(timeout):
+                raw = await self._client.request(
+                    request.method,
+                    request.url,
+                    headers=list(request.headers.items()),
+                    content=request.content,
+                    timeout=timeout,
+                )
+        except TimeoutError as exc:
+            raise _translate(httpx.ReadTimeout("the exchange outlived its timeout"), request, timeout) from exc
         except (httpx.HTTPError, httpx.InvalidURL, OSError, OverflowError, ExceptionGroup) as exc:
             raise _translate(exc, request, timeout) from exc
         return _response(raw, request)
