@@ -8,7 +8,7 @@ only in who carries out its actions: :func:`drive_async` with an async transport
 from __future__ import annotations
 
 import json as _json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode, urlsplit
@@ -18,7 +18,7 @@ from tether._models import Headers, HeadersLike, Request, Response
 from tether._version import __version__
 from tether.auth import Auth, StaticAuth
 from tether.client._drive import drive_async, drive_sync
-from tether.client._flow import CallEnv, call_flow
+from tether.client._flow import Action, CallEnv, Outcome, call_flow
 from tether.client._pagination import PageWalker, Paginator
 from tether.client._transport import AsyncTransport, SyncTransport
 from tether.errors import ConfigurationError
@@ -75,6 +75,10 @@ class _ClientBase:
         budget = RetryBudgetState(self.policy.budget, self.clock.monotonic()) if self.policy.budget else None
         self._env = CallEnv(self.clock, budget=budget, hooks=hooks)
 
+    def _flow(self, request: Request, policy: Policy | None, auth: Auth | None) -> Generator[Action, Outcome, Response]:
+        """The call flow for ``request`` under ``policy`` (default: the client's), with ``auth``."""
+        return call_flow(request, policy or self.policy, self._env, auth)
+
     @property
     def budget(self) -> RetryBudgetState | None:
         """The retry budget's state shared by this client's calls (``None`` when disabled)."""
@@ -113,14 +117,12 @@ class _ClientBase:
         method = method.upper()
         body: bytes | None = None
         extra: list[tuple[str, str]] = []
+        if (json is not None) + (data is not None) + (content is not None) > 1:
+            raise ConfigurationError("pass at most one of json=, data= and content=")
         if json is not None:
-            if data is not None or content is not None:
-                raise ConfigurationError("pass at most one of json=, data= and content=")
             body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
             extra.append(("Content-Type", "application/json"))
         elif data is not None:
-            if content is not None:
-                raise ConfigurationError("pass at most one of json=, data= and content=")
             body = _encode_params(data).encode()
             extra.append(("Content-Type", "application/x-www-form-urlencoded"))
         elif content is not None:
@@ -131,7 +133,7 @@ class _ClientBase:
         if headers:
             merged = merged.merged(headers)
         idempotency = (policy or self.policy).idempotency
-        if idempotency is not None and method in idempotency.methods and idempotency.needs_key(method, merged):
+        if idempotency is not None and idempotency.needs_key(method, merged):
             merged = merged.merged(((idempotency.header, idempotency.new_key()),))
         return Request(method, self._url(url, params), headers=merged, content=body)
 
@@ -172,7 +174,7 @@ class AsyncClient(_ClientBase):
 
     async def send(self, request: Request, *, policy: Policy | None = None) -> Response:
         """Send a request (from :meth:`build_request` or built by hand) through the whole pipeline, auth included."""
-        flow = call_flow(request, policy or self.policy, self._env, self.auth)
+        flow = self._flow(request, policy, self.auth)
         return await drive_async(flow, self.transport, self.clock)
 
     async def request(
@@ -192,7 +194,7 @@ class AsyncClient(_ClientBase):
             method, url, params=params, headers=headers, json=json, data=data, content=content, policy=policy
         )
         # send()'s body, inlined: one coroutine fewer on every call
-        flow = call_flow(request, policy or self.policy, self._env, self._flow_auth)
+        flow = self._flow(request, policy, self._flow_auth)
         return await drive_async(flow, self.transport, self.clock)
 
     async def get(self, url: str, **kwargs: Any) -> Response:
@@ -238,7 +240,7 @@ class AsyncClient(_ClientBase):
             max_pages=max_pages,
         )
         while (request := walker.next_request()) is not None:
-            flow = call_flow(request, policy or self.policy, self._env, self._flow_auth)
+            flow = self._flow(request, policy, self._flow_auth)
             for item in walker.accept(await drive_async(flow, self.transport, self.clock)):
                 yield item
 
@@ -283,7 +285,7 @@ class Client(_ClientBase):
 
     def send(self, request: Request, *, policy: Policy | None = None) -> Response:
         """Send a request (from :meth:`build_request` or built by hand) through the whole pipeline, auth included."""
-        flow = call_flow(request, policy or self.policy, self._env, self.auth)
+        flow = self._flow(request, policy, self.auth)
         return drive_sync(flow, self.transport, self.clock)
 
     def request(
@@ -302,7 +304,7 @@ class Client(_ClientBase):
         request = self.build_request(
             method, url, params=params, headers=headers, json=json, data=data, content=content, policy=policy
         )
-        flow = call_flow(request, policy or self.policy, self._env, self._flow_auth)
+        flow = self._flow(request, policy, self._flow_auth)
         return drive_sync(flow, self.transport, self.clock)
 
     def get(self, url: str, **kwargs: Any) -> Response:
@@ -348,7 +350,7 @@ class Client(_ClientBase):
             max_pages=max_pages,
         )
         while (request := walker.next_request()) is not None:
-            flow = call_flow(request, policy or self.policy, self._env, self._flow_auth)
+            flow = self._flow(request, policy, self._flow_auth)
             yield from walker.accept(drive_sync(flow, self.transport, self.clock))
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ from tether.errors import (
 from tether.events import AttemptStarted, CallCompleted, Event, GaveUp, Hook, RetryScheduled, RetrySuppressed
 from tether.policies import GiveUp, Policy, RetryBudgetState, decide, is_retryable, requested_delay
 
-__all__ = ["CallEnv", "Outcome", "Send", "Sleep", "call_flow"]
+__all__ = ["Action", "CallEnv", "Outcome", "Send", "Sleep", "call_flow"]
 
 
 @dataclass(slots=True)
@@ -192,12 +192,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 if final and observed:
                     return _finish(outcome, policy, env, stats)
                 return outcome
-            keyed = policy.idempotency is not None and policy.idempotency.header in request.headers
-            if not is_retryable(method=method, keyed=keyed, status=status, statuses=statuses):
-                return _finish(outcome, policy, env, stats) if final else outcome
             error = None
-            wall = clock.time()
-            server_delay = requested_delay(status, outcome.headers.get, wall)
         elif isinstance(outcome, TransportError):
             now = clock.monotonic()
             outcome.method, outcome.url = method, redact_url(request.url)
@@ -210,13 +205,21 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 )
                 deadline_error.__cause__ = outcome
                 raise _gave_up(env, request, stats.attempts, now - stats.started, deadline_error)
-            keyed = policy.idempotency is not None and policy.idempotency.header in request.headers
-            if not is_retryable(method=method, keyed=keyed, error=outcome):
-                raise _gave_up(env, request, stats.attempts, now - stats.started, outcome)
+            status = None
             error = outcome
-            server_delay = None
         else:  # pragma: no cover - a shell bug, not a runtime condition
             raise TypeError(f"a Send must be answered with a Response or TransportError, got {outcome!r}")
+
+        keyed = policy.idempotency is not None and policy.idempotency.header in request.headers
+        if not is_retryable(method=method, keyed=keyed, status=status, error=error, statuses=statuses):
+            if isinstance(outcome, Response):
+                return _finish(outcome, policy, env, stats) if final else outcome
+            raise _gave_up(env, request, stats.attempts, clock.monotonic() - stats.started, outcome)
+        server_delay = (
+            requested_delay(outcome.status_code, outcome.headers.get, clock.time())
+            if isinstance(outcome, Response)
+            else None
+        )
 
         now = clock.monotonic()
         retry_number += 1

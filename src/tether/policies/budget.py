@@ -60,28 +60,28 @@ class RetryBudgetState:
         self._retries = 0
         self._suppressed = 0
 
-    def _refill(self, now: float) -> None:
+    def _settle(self, now: float) -> None:
+        """Add the time-based trickle and apply the ``burst`` cap.
+
+        Deposits between two settlements are only additions, so capping once here gives the same tokens as
+        capping after each deposit; that keeps :meth:`record_request`, on every call's path, to two additions.
+        """
         elapsed = now - self._last
         if elapsed > 0:
-            self._tokens = min(self.config.burst, self._tokens + elapsed * self.config.min_per_second)
+            self._tokens += elapsed * self.config.min_per_second
             self._last = now
+        self._tokens = min(self.config.burst, self._tokens)
 
     def record_request(self, now: float) -> None:
         """An original request (a call's first attempt) was made: deposit ``ratio`` tokens."""
-        config = self.config
         with self._lock:
-            elapsed = now - self._last
-            tokens = self._tokens + config.ratio
-            if elapsed > 0:
-                tokens += elapsed * config.min_per_second
-                self._last = now
-            self._tokens = tokens if tokens < config.burst else config.burst
             self._requests += 1
+            self._tokens += self.config.ratio
 
     def try_spend(self, now: float) -> bool:
         """Take one token for a retry; ``False`` (and the retry must not happen) if none is left."""
         with self._lock:
-            self._refill(now)
+            self._settle(now)
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
                 self._retries += 1
@@ -90,9 +90,10 @@ class RetryBudgetState:
             return False
 
     def snapshot(self) -> BudgetSnapshot:
-        """The current state, for diagnostics."""
+        """The current state, for diagnostics (tokens as of the last retry decision, plus deposits since)."""
         with self._lock:
-            return BudgetSnapshot(self._tokens, self._requests, self._retries, self._suppressed)
+            tokens = min(self.config.burst, self._tokens)
+            return BudgetSnapshot(tokens, self._requests, self._retries, self._suppressed)
 
     def __repr__(self) -> str:
         return f"<RetryBudgetState {self.snapshot()}>"
