@@ -8,10 +8,14 @@ running event loop, pooled and kept alive; aiohttp's exceptions are translated h
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import aiohttp
 
 from tether._models import Headers, Request, Response
 from tether._redaction import describe_exception as _describe
+from tether.client._watchdog import Watchdog
 from tether.errors import (
     ConfigurationError,
     ConnectError,
@@ -33,7 +37,7 @@ class AiohttpTransport:
     per-request headers, sparing aiohttp's per-call merge (the client passes its base headers here).
     """
 
-    __slots__ = ("_defaults", "_keepalive", "_limit", "_limit_per_host", "_session", "_timeouts")
+    __slots__ = ("_defaults", "_keepalive", "_limit", "_limit_per_host", "_loop", "_session", "_timeouts", "_watchdog")
 
     def __init__(
         self,
@@ -50,6 +54,8 @@ class AiohttpTransport:
         self._keepalive = keepalive
         self._defaults = default_headers
         self._session: aiohttp.ClientSession | None = None
+        self._watchdog: Watchdog | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # ClientTimeout objects by value: most attempts share the policy's attempt_timeout
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
 
@@ -66,21 +72,30 @@ class AiohttpTransport:
             # No skip_auto_headers: aiohttp then copies the headers on every request (about 5 % of throughput
             # here), and tether's requests always carry their own User-Agent, so aiohttp adds none of its own.
         )
+        self._loop = asyncio.get_running_loop()
+        self._watchdog = Watchdog(self._loop)
         return self._session
 
-    async def send(self, request: Request, timeout: float | None) -> Response:
+    async def send(self, request: Request, timeout: float | None) -> Response:  # noqa: PLR0912 - one branch per error kind
         """Perform one exchange; aiohttp's errors become :mod:`tether.errors` transport errors."""
         session = self._session or self._open()
+        # The whole exchange is bounded by the watchdog's shared timers (see tether.client._watchdog); aiohttp
+        # bounds only the opening of a new connection, so that a timeout there is known to be a connect timeout.
         client_timeout = self._timeouts.get(timeout)
         if client_timeout is None:
             if len(self._timeouts) > 32:  # shrinking near-deadline timeouts are one-offs: keep the cache small
                 self._timeouts.clear()
-            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
+            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=None, sock_connect=timeout)
+        task: asyncio.Task[Any] | None = None
+        if timeout is not None and (task := asyncio.current_task(self._loop)) is not None:
+            cancelling = task.cancelling()
+            alarm = self._watchdog.arm(task, timeout)  # type: ignore[union-attr]  # set by _open
+        headers = request.headers
         try:
             async with session.request(
                 request.method,
                 request.url,
-                headers=request.headers._data,
+                headers=None if headers is self._defaults else headers._data,
                 data=request.content,
                 timeout=client_timeout,
                 allow_redirects=True,
@@ -95,6 +110,11 @@ class AiohttpTransport:
                     request=request,
                     reason_phrase=raw.reason,
                 )
+        except asyncio.CancelledError:
+            # ours (the attempt's time is up) unless someone else also asked to cancel the task
+            if task is None or not Watchdog.disarm(alarm, task) or task.cancelling() > cancelling:
+                raise
+            raise _error(TransportTimeout, _timed_out(timeout), request) from None
         except aiohttp.ConnectionTimeoutError as exc:
             raise _error(ConnectTimeout, "timed out connecting", request) from exc
         except TimeoutError as exc:
@@ -107,6 +127,9 @@ class AiohttpTransport:
             raise _error(ReadError, "too many redirects (the server redirects in a loop)", request) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise _error(ReadError, f"connection failed: {_describe(exc, request)}", request) from exc
+        finally:
+            if task is not None:
+                Watchdog.disarm(alarm, task)
 
     async def aclose(self) -> None:
         """Close the session and its connections."""

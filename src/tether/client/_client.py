@@ -10,8 +10,10 @@ from __future__ import annotations
 import json as _json
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 from urllib.parse import urlencode, urlsplit
+
+from typing_extensions import Unpack
 
 from tether._clock import Clock, SystemClock
 from tether._models import Headers, HeadersLike, Request, Response
@@ -25,12 +27,29 @@ from tether.errors import ConfigurationError
 from tether.events import Hook
 from tether.policies import Policy, RetryBudgetState
 
-__all__ = ["AsyncClient", "Client"]
+__all__ = ["AsyncClient", "CallOptions", "Client"]
 
 ParamValue = str | int | float | bool | None
 Params = Mapping[str, ParamValue | Sequence[ParamValue]] | Sequence[tuple[str, ParamValue]]
 
 USER_AGENT = f"tether/{__version__}"
+
+
+class CallOptions(TypedDict, total=False):
+    """The keyword arguments every call method takes (``get``, ``post``, ..., ``request``)."""
+
+    params: Params | None
+    """Query parameters, appended to the URL (``None`` values are left out, sequences repeat the name)."""
+    headers: HeadersLike | None
+    """Extra headers; each replaces the client's header of the same name."""
+    json: Any
+    """A body to send as JSON (``Content-Type: application/json``)."""
+    data: Mapping[str, Any] | None
+    """A body to send form-encoded."""
+    content: bytes | str | None
+    """A raw body (a ``str`` is sent UTF-8 encoded)."""
+    policy: Policy | None
+    """This call's policy instead of the client's (e.g. ``api.policy.replace(retries=0)``)."""
 
 
 def _encode_params(params: Params) -> str:
@@ -79,6 +98,11 @@ class _ClientBase:
         """The call flow for ``request`` under ``policy`` (default: the client's), with ``auth``."""
         return call_flow(request, policy or self.policy, self._env, auth)
 
+    def _call(self, method: str, url: str, options: CallOptions) -> Generator[Action, Outcome, Response]:
+        """The call flow of a call method: its request built from ``options``, the client's auth applied."""
+        request = self.build_request(method, url, **options)
+        return call_flow(request, options.get("policy") or self.policy, self._env, self._flow_auth)
+
     @property
     def budget(self) -> RetryBudgetState | None:
         """The retry budget's state shared by this client's calls (``None`` when disabled)."""
@@ -115,21 +139,22 @@ class _ClientBase:
         schemes are applied when it is sent.
         """
         method = method.upper()
-        body: bytes | None = None
-        extra: list[tuple[str, str]] = []
-        if (json is not None) + (data is not None) + (content is not None) > 1:
-            raise ConfigurationError("pass at most one of json=, data= and content=")
-        if json is not None:
-            body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-            extra.append(("Content-Type", "application/json"))
-        elif data is not None:
-            body = _encode_params(data).encode()
-            extra.append(("Content-Type", "application/x-www-form-urlencoded"))
-        elif content is not None:
-            body = content.encode() if isinstance(content, str) else content
         merged = self._base_headers
-        if extra:
-            merged = merged.merged([pair for pair in extra if pair[0] not in merged])
+        body: bytes | None = None
+        if json is not None or data is not None or content is not None:
+            if (json is not None) + (data is not None) + (content is not None) > 1:
+                raise ConfigurationError("pass at most one of json=, data= and content=")
+            content_type: str | None = None
+            if json is not None:
+                body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+                content_type = "application/json"
+            elif data is not None:
+                body = _encode_params(data).encode()
+                content_type = "application/x-www-form-urlencoded"
+            elif content is not None:
+                body = content.encode() if isinstance(content, str) else content
+            if content_type is not None and "Content-Type" not in merged:
+                merged = merged.merged((("Content-Type", content_type),))
         if headers:
             merged = merged.merged(headers)
         idempotency = (policy or self.policy).idempotency
@@ -177,49 +202,34 @@ class AsyncClient(_ClientBase):
         flow = self._flow(request, policy, self.auth)
         return await drive_async(flow, self.transport, self.clock)
 
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Params | None = None,
-        headers: HeadersLike | None = None,
-        json: Any = None,
-        data: Mapping[str, Any] | None = None,
-        content: bytes | str | None = None,
-        policy: Policy | None = None,
-    ) -> Response:
+    async def request(self, method: str, url: str, **options: Unpack[CallOptions]) -> Response:
         """Make a call: build the request, then send it with retries under ``policy`` (default: the client's)."""
-        request = self.build_request(
-            method, url, params=params, headers=headers, json=json, data=data, content=content, policy=policy
-        )
-        # send()'s body, inlined: one coroutine fewer on every call
-        flow = self._flow(request, policy, self._flow_auth)
-        return await drive_async(flow, self.transport, self.clock)
+        return await drive_async(self._call(method, url, options), self.transport, self.clock)
 
-    async def get(self, url: str, **kwargs: Any) -> Response:
+    # Each verb drives its flow itself rather than awaiting request(): one coroutine fewer on every call.
+    async def get(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``GET``; keyword arguments as for :meth:`request`."""
-        return await self.request("GET", url, **kwargs)
+        return await drive_async(self._call("GET", url, options), self.transport, self.clock)
 
-    async def head(self, url: str, **kwargs: Any) -> Response:
+    async def head(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``HEAD``; keyword arguments as for :meth:`request`."""
-        return await self.request("HEAD", url, **kwargs)
+        return await drive_async(self._call("HEAD", url, options), self.transport, self.clock)
 
-    async def post(self, url: str, **kwargs: Any) -> Response:
+    async def post(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``POST`` (an ``Idempotency-Key`` is added so it can be retried safely)."""
-        return await self.request("POST", url, **kwargs)
+        return await drive_async(self._call("POST", url, options), self.transport, self.clock)
 
-    async def put(self, url: str, **kwargs: Any) -> Response:
+    async def put(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``PUT``; keyword arguments as for :meth:`request`."""
-        return await self.request("PUT", url, **kwargs)
+        return await drive_async(self._call("PUT", url, options), self.transport, self.clock)
 
-    async def patch(self, url: str, **kwargs: Any) -> Response:
+    async def patch(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``PATCH`` (an ``Idempotency-Key`` is added so it can be retried safely)."""
-        return await self.request("PATCH", url, **kwargs)
+        return await drive_async(self._call("PATCH", url, options), self.transport, self.clock)
 
-    async def delete(self, url: str, **kwargs: Any) -> Response:
+    async def delete(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``DELETE``; keyword arguments as for :meth:`request`."""
-        return await self.request("DELETE", url, **kwargs)
+        return await drive_async(self._call("DELETE", url, options), self.transport, self.clock)
 
     async def paginate(
         self,
@@ -288,48 +298,33 @@ class Client(_ClientBase):
         flow = self._flow(request, policy, self.auth)
         return drive_sync(flow, self.transport, self.clock)
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Params | None = None,
-        headers: HeadersLike | None = None,
-        json: Any = None,
-        data: Mapping[str, Any] | None = None,
-        content: bytes | str | None = None,
-        policy: Policy | None = None,
-    ) -> Response:
+    def request(self, method: str, url: str, **options: Unpack[CallOptions]) -> Response:
         """Make a call: build the request, then send it with retries under ``policy`` (default: the client's)."""
-        request = self.build_request(
-            method, url, params=params, headers=headers, json=json, data=data, content=content, policy=policy
-        )
-        flow = self._flow(request, policy, self._flow_auth)
-        return drive_sync(flow, self.transport, self.clock)
+        return drive_sync(self._call(method, url, options), self.transport, self.clock)
 
-    def get(self, url: str, **kwargs: Any) -> Response:
+    def get(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``GET``; keyword arguments as for :meth:`request`."""
-        return self.request("GET", url, **kwargs)
+        return drive_sync(self._call("GET", url, options), self.transport, self.clock)
 
-    def head(self, url: str, **kwargs: Any) -> Response:
+    def head(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``HEAD``; keyword arguments as for :meth:`request`."""
-        return self.request("HEAD", url, **kwargs)
+        return drive_sync(self._call("HEAD", url, options), self.transport, self.clock)
 
-    def post(self, url: str, **kwargs: Any) -> Response:
+    def post(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``POST`` (an ``Idempotency-Key`` is added so it can be retried safely)."""
-        return self.request("POST", url, **kwargs)
+        return drive_sync(self._call("POST", url, options), self.transport, self.clock)
 
-    def put(self, url: str, **kwargs: Any) -> Response:
+    def put(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``PUT``; keyword arguments as for :meth:`request`."""
-        return self.request("PUT", url, **kwargs)
+        return drive_sync(self._call("PUT", url, options), self.transport, self.clock)
 
-    def patch(self, url: str, **kwargs: Any) -> Response:
+    def patch(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``PATCH`` (an ``Idempotency-Key`` is added so it can be retried safely)."""
-        return self.request("PATCH", url, **kwargs)
+        return drive_sync(self._call("PATCH", url, options), self.transport, self.clock)
 
-    def delete(self, url: str, **kwargs: Any) -> Response:
+    def delete(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``DELETE``; keyword arguments as for :meth:`request`."""
-        return self.request("DELETE", url, **kwargs)
+        return drive_sync(self._call("DELETE", url, options), self.transport, self.clock)
 
     def paginate(
         self,

@@ -49,7 +49,7 @@ class BudgetSnapshot:
 class RetryBudgetState:
     """The token bucket behind a :class:`RetryBudget` (shared by all calls of one client)."""
 
-    __slots__ = ("_last", "_lock", "_requests", "_retries", "_suppressed", "_tokens", "config")
+    __slots__ = ("_deposited", "_last", "_lock", "_requests", "_retries", "_suppressed", "_tokens", "config")
 
     def __init__(self, config: RetryBudget, now: float) -> None:
         self.config = config
@@ -57,15 +57,19 @@ class RetryBudgetState:
         self._last = now
         self._lock = threading.Lock()
         self._requests = 0
+        self._deposited = 0  # requests already turned into tokens
         self._retries = 0
         self._suppressed = 0
 
     def _settle(self, now: float) -> None:
-        """Add the time-based trickle and apply the ``burst`` cap.
+        """Deposit the requests recorded since the last settlement, add the time-based trickle, apply the cap.
 
         Deposits between two settlements are only additions, so capping once here gives the same tokens as
-        capping after each deposit; that keeps :meth:`record_request`, on every call's path, to two additions.
+        capping after each deposit; that keeps :meth:`record_request`, on every call's path, to one addition.
         """
+        requests = self._requests
+        self._tokens += (requests - self._deposited) * self.config.ratio
+        self._deposited = requests
         elapsed = now - self._last
         if elapsed > 0:
             self._tokens += elapsed * self.config.min_per_second
@@ -73,10 +77,12 @@ class RetryBudgetState:
         self._tokens = min(self.config.burst, self._tokens)
 
     def record_request(self, now: float) -> None:
-        """An original request (a call's first attempt) was made: deposit ``ratio`` tokens."""
-        with self._lock:
-            self._requests += 1
-            self._tokens += self.config.ratio
+        """An original request (a call's first attempt) was made: ``ratio`` tokens are deposited.
+
+        Lock-free, as it is on every call's path: the count is turned into tokens when a retry next asks for
+        one. Two threads racing here can lose an increment, which only ever leaves *fewer* tokens.
+        """
+        self._requests += 1
 
     def try_spend(self, now: float) -> bool:
         """Take one token for a retry; ``False`` (and the retry must not happen) if none is left."""
@@ -92,8 +98,9 @@ class RetryBudgetState:
     def snapshot(self) -> BudgetSnapshot:
         """The current state, for diagnostics (tokens as of the last retry decision, plus deposits since)."""
         with self._lock:
-            tokens = min(self.config.burst, self._tokens)
-            return BudgetSnapshot(tokens, self._requests, self._retries, self._suppressed)
+            requests = self._requests
+            tokens = min(self.config.burst, self._tokens + (requests - self._deposited) * self.config.ratio)
+            return BudgetSnapshot(tokens, requests, self._retries, self._suppressed)
 
     def __repr__(self) -> str:
         return f"<RetryBudgetState {self.snapshot()}>"
