@@ -290,7 +290,7 @@ class Client(_ClientBase):
         if transport is None:
             from tether.client._httpx import HttpxTransport
 
-            transport = HttpxTransport(max_connections=max_connections)
+            transport = HttpxTransport(max_connections=max_connections, default_headers=self._base_headers)
         self.transport = transport
 
     def send(self, request: Request, *, policy: Policy | None = None) -> Response:

@@ -51,24 +51,53 @@ def _translate(exc: Exception, request: Request, timeout: float | None) -> Excep
     return ReadError(f"connection failed: {_describe(exc, request)}", method=method, url=url)
 
 
+class _Timeouts(dict[float | None, httpx.Timeout]):
+    """httpx ``Timeout`` objects by value: most attempts share the policy's attempt timeout."""
+
+    def __missing__(self, timeout: float | None) -> httpx.Timeout:
+        if len(self) > 32:  # shrinking near-deadline timeouts are one-offs: keep the cache small
+            self.clear()
+        value = self[timeout] = httpx.Timeout(timeout)
+        return value
+
+
 class HttpxTransport:
-    """A :class:`~tether.client.SyncTransport` on ``httpx.Client`` (pooled, keep-alive)."""
+    """A :class:`~tether.client.SyncTransport` on ``httpx.Client`` (pooled, keep-alive).
 
-    __slots__ = ("_client", "_owned")
+    ``default_headers``, when given and tether creates the ``httpx.Client``, become that client's headers, and a
+    request whose ``headers`` *is* that object is sent without per-request headers, sparing httpx's per-call
+    header merge (the :class:`~tether.Client` passes its base headers here).
+    """
 
-    def __init__(self, client: httpx.Client | None = None, *, max_connections: int = 100, keepalive: float = 15.0):
+    __slots__ = ("_client", "_defaults", "_owned", "_timeouts")
+
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        *,
+        max_connections: int = 100,
+        keepalive: float = 15.0,
+        default_headers: Headers | None = None,
+    ):
         self._owned = client is None
-        self._client = client or httpx.Client(limits=_limits(max_connections, keepalive), follow_redirects=True)
+        self._defaults = default_headers if client is None else None
+        self._timeouts = _Timeouts()
+        self._client = client or httpx.Client(
+            limits=_limits(max_connections, keepalive),
+            follow_redirects=True,
+            headers=list(default_headers.items()) if default_headers is not None else None,
+        )
 
     def send(self, request: Request, timeout: float | None) -> Response:
         """Perform one exchange; httpx's errors become :mod:`tether.errors` transport errors."""
+        headers = request.headers
         try:
             raw = self._client.request(
                 request.method,
                 request.url,
-                headers=list(request.headers.items()),
+                headers=None if headers is self._defaults else list(headers.items()),
                 content=request.content,
-                timeout=timeout,
+                timeout=self._timeouts[timeout],
             )
         except (httpx.HTTPError, httpx.InvalidURL, OSError, OverflowError, ExceptionGroup) as exc:
             raise _translate(exc, request, timeout) from exc

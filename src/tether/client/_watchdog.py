@@ -23,17 +23,18 @@ from typing import Any
 
 __all__ = ["Alarm", "Watchdog", "expiry"]
 
-# Tick sizes, finest first: a timeout uses the largest tick no longer than 1 % of itself.
-_TICKS = (0.001, 0.01, 0.1, 1.0)
-
 
 def expiry(now: float, timeout: float) -> float:
-    """When an attempt started at ``now`` with ``timeout`` is cut: ``now + timeout`` rounded up to its tick."""
-    tick = _TICKS[0]
-    for candidate in _TICKS[1:]:
-        if candidate * 100 > timeout:
-            break
-        tick = candidate
+    """When an attempt started at ``now`` with ``timeout`` is cut: ``now + timeout`` rounded up to its tick.
+
+    The tick is the largest of 1 s, 100 ms, 10 ms and 1 ms that is at most 1 % of the timeout (1 ms below 0.1 s).
+    """
+    if timeout >= 10.0:
+        tick = 1.0 if timeout >= 100.0 else 0.1
+    elif timeout >= 1.0:
+        tick = 0.01
+    else:
+        tick = 0.001
     return math.ceil((now + timeout) / tick) * tick
 
 
