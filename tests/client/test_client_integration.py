@@ -261,3 +261,62 @@ def test_send_applies_auth_to_a_hand_built_request(upstream: Upstream, make_clie
     by_hand, per_call = upstream.requests_for("/me")
     assert by_hand.header("Authorization") == "Bearer tok_9"
     assert per_call.header("Authorization") == "Bearer per-call"
+
+
+# --- redirects (followed by the call flow, the same for every transport) ---------------------------------------
+
+
+def test_same_origin_redirect_is_followed_with_credentials(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/old", Reply(status=301, headers={"Location": "/new?x=1"}))
+    upstream.route("GET", "/new", Reply(json={"moved": True}))
+    api = make_client(upstream.url, auth=tether.Bearer("tok-123"), clock=FakeClock(), policy=FAST)
+    response = api.get("/old")
+    assert response.json() == {"moved": True}
+    assert response.request is not None and response.request.url.endswith("/new?x=1")
+    (landed,) = upstream.requests_for("/new")
+    assert dict(landed.headers)["Authorization"] == "Bearer tok-123"
+    assert landed.query == {"x": ["1"]}
+
+
+def test_307_repeats_the_post_with_its_body_and_key_and_303_turns_it_into_a_get(
+    upstream: Upstream, make_client: Any
+) -> None:
+    upstream.route("POST", "/submit", Reply(status=307, headers={"Location": "/submit-here"}))
+    upstream.route("POST", "/submit-here", Reply(status=303, headers={"Location": "/receipt"}))
+    upstream.route("GET", "/receipt", Reply(json={"done": True}))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST)
+    assert api.post("/submit", json={"n": 1}).json() == {"done": True}
+    (first,) = upstream.requests_for("/submit")
+    (second,) = upstream.requests_for("/submit-here")
+    (third,) = upstream.requests_for("/receipt")
+    assert second.method == "POST" and second.body == first.body == b'{"n":1}'
+    assert dict(second.headers)["Idempotency-Key"] == dict(first.headers)["Idempotency-Key"]
+    assert third.method == "GET" and third.body == b""
+    assert "Content-Type" not in dict(third.headers)
+
+
+def test_max_redirects_zero_returns_the_redirect(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/old", Reply(status=302, headers={"Location": "/new"}))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST.replace(max_redirects=0))
+    response = api.get("/old")
+    assert response.status_code == 302
+    assert response.headers["location"] == "/new"
+    assert upstream.requests_for("/new") == []
+
+
+def test_a_redirect_loop_is_a_read_error_after_max_redirects(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/loop", Reply(status=302, headers={"Location": "/loop"}))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST.replace(max_redirects=3))
+    with pytest.raises(ReadError, match="more than 3 redirects") as caught:
+        api.get("/loop")
+    assert caught.value.attempts == 4
+    assert len(upstream.requests_for("/loop")) == 4
+
+
+def test_a_redirect_target_failing_is_retried_there(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/old", Reply(status=302, headers={"Location": "/flaky"}))
+    upstream.route("GET", "/flaky", Reply(status=503), Reply(json={"ok": 1}))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST)
+    assert api.get("/old").json() == {"ok": 1}
+    assert len(upstream.requests_for("/old")) == 1
+    assert len(upstream.requests_for("/flaky")) == 2

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDictProxy
 
 from tether._models import Headers, Request, Response
 from tether._redaction import describe_exception as _describe
@@ -33,11 +34,24 @@ class AiohttpTransport:
 
     ``max_connections`` bounds the pool (0: unbounded), ``max_connections_per_host`` each host's share (0:
     no per-host bound), ``keepalive`` how long an idle connection is kept, in seconds. ``default_headers``, when
-    given, become the session's default headers, and a request whose ``headers`` *is* that object is sent without
-    per-request headers, sparing aiohttp's per-call merge (the client passes its base headers here).
+    given, become the default headers of a session used only for requests whose ``headers`` *is* that object,
+    which are then sent without per-request headers, sparing aiohttp's per-call merge (the client passes its base
+    headers here). Every other request goes through a second session on the same connection pool, with no
+    default headers, so it carries exactly its own (a redirect to another origin must not regain credentials).
+    Redirects are not followed here: the call flow follows them (:mod:`tether.client._redirects`).
     """
 
-    __slots__ = ("_defaults", "_keepalive", "_limit", "_limit_per_host", "_loop", "_session", "_timeouts", "_watchdog")
+    __slots__ = (
+        "_defaults",
+        "_keepalive",
+        "_limit",
+        "_limit_per_host",
+        "_loop",
+        "_plain",
+        "_session",
+        "_timeouts",
+        "_watchdog",
+    )
 
     def __init__(
         self,
@@ -54,6 +68,7 @@ class AiohttpTransport:
         self._keepalive = keepalive
         self._defaults = default_headers
         self._session: aiohttp.ClientSession | None = None
+        self._plain: aiohttp.ClientSession | None = None
         self._watchdog: Watchdog | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # ClientTimeout objects by value: most attempts share the policy's attempt_timeout
@@ -63,15 +78,19 @@ class AiohttpTransport:
         connector = aiohttp.TCPConnector(
             limit=self._limit, limit_per_host=self._limit_per_host, keepalive_timeout=self._keepalive
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None),
-            auto_decompress=True,
-            headers=self._defaults._data if self._defaults is not None else None,
-            raise_for_status=False,
+        options: dict[str, Any] = {
+            "timeout": aiohttp.ClientTimeout(total=None),
+            "auto_decompress": True,
+            "raise_for_status": False,
             # No skip_auto_headers: aiohttp then copies the headers on every request (about 5 % of throughput
             # here), and tether's requests always carry their own User-Agent, so aiohttp adds none of its own.
-        )
+        }
+        self._plain = aiohttp.ClientSession(connector=connector, **options)
+        self._session = self._plain
+        if self._defaults is not None:
+            self._session = aiohttp.ClientSession(
+                connector=connector, connector_owner=False, headers=self._defaults._data, **options
+            )
         self._loop = asyncio.get_running_loop()
         self._watchdog = Watchdog(self._loop)
         return self._session
@@ -90,15 +109,17 @@ class AiohttpTransport:
         if timeout is not None and (task := asyncio.current_task(self._loop)) is not None:
             cancelling = task.cancelling()
             alarm = self._watchdog.arm(task, timeout)  # type: ignore[union-attr]  # set by _open
-        headers = request.headers
+        headers: CIMultiDictProxy[str] | None = None
+        if request.headers is not self._defaults:
+            session, headers = self._plain, request.headers._data  # type: ignore[assignment]  # set by _open
         try:
             async with session.request(
                 request.method,
                 request.url,
-                headers=None if headers is self._defaults else headers._data,
+                headers=headers,
                 data=request.content,
                 timeout=client_timeout,
-                allow_redirects=True,
+                allow_redirects=False,
             ) as raw:
                 content = await raw.read()
                 if raw.status < 100:
@@ -123,8 +144,6 @@ class AiohttpTransport:
             raise _error(ConnectError, f"could not connect: {_describe(exc, request)}", request) from exc
         except aiohttp.InvalidURL as exc:
             raise ConfigurationError(f"invalid URL: {exc}") from exc
-        except aiohttp.TooManyRedirects as exc:
-            raise _error(ReadError, "too many redirects (the server redirects in a loop)", request) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise _error(ReadError, f"connection failed: {_describe(exc, request)}", request) from exc
         finally:
@@ -133,9 +152,12 @@ class AiohttpTransport:
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        plain, session = self._plain, self._session
+        self._session = self._plain = None
+        if session is not None and session is not plain:
+            await session.close()  # shares the pool: closing it leaves the connector open
+        if plain is not None:
+            await plain.close()  # owns the pool
 
     def __repr__(self) -> str:
         return f"AiohttpTransport(max_connections={self._limit}, max_connections_per_host={self._limit_per_host})"

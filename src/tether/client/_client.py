@@ -92,7 +92,8 @@ class _ClientBase:
         self._params = _encode_params(params) if params else ""
         self.clock: Clock = clock or SystemClock()
         budget = RetryBudgetState(self.policy.budget, self.clock.monotonic()) if self.policy.budget else None
-        self._env = CallEnv(self.clock, budget=budget, hooks=hooks)
+        credentials = frozenset(name.lower() for name, _ in fixed) if fixed else frozenset()
+        self._env = CallEnv(self.clock, budget=budget, hooks=hooks, credentials=credentials)
 
     def _flow(self, request: Request, policy: Policy | None, auth: Auth | None) -> Generator[Action, Outcome, Response]:
         """The call flow for ``request`` under ``policy`` (default: the client's), with ``auth``."""

@@ -23,8 +23,10 @@ from tether._logging import logger, logging_hook
 from tether._models import Request, Response
 from tether._redaction import redact_url
 from tether.auth import Auth, StaticAuth
+from tether.client._redirects import REDIRECT_STATUSES, follow
 from tether.errors import (
     DeadlineExceeded,
+    ReadError,
     RetryAfterTooLong,
     RetryBudgetExhausted,
     TetherError,
@@ -59,9 +61,13 @@ Outcome = Response | TransportError | None
 
 
 class CallEnv:
-    """What a client's calls share: the clock, the retry budget state, the hooks and the random source."""
+    """What a client's calls share: the clock, the retry budget state, the hooks and the random source.
 
-    __slots__ = ("budget", "clock", "hooks", "listening", "random")
+    ``credentials``: the lower-cased names of the headers the client's auth sets, which never follow a redirect
+    to another origin.
+    """
+
+    __slots__ = ("budget", "clock", "credentials", "hooks", "listening", "random")
 
     def __init__(
         self,
@@ -70,9 +76,11 @@ class CallEnv:
         budget: RetryBudgetState | None,
         hooks: Sequence[Hook] = (),
         rand: Callable[[], float] = random.random,
+        credentials: frozenset[str] = frozenset(),
     ) -> None:
         self.clock = clock
         self.budget = budget
+        self.credentials = credentials
         self.hooks: tuple[Hook, ...] = (logging_hook, *hooks)
         self.listening = bool(hooks)
         self.random = rand
@@ -171,6 +179,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     observed = env.listening or logger.isEnabledFor(logging.DEBUG)
     url = redact_url(request.url) if observed else ""
     retry_number = 0
+    hops = 0
     error: TetherError | None
     now = stats.started if stats.attempts == 0 else clock.monotonic()
     while True:
@@ -189,6 +198,17 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
         if type(outcome) is Response:
             status = outcome.status_code
             if status < 400 and status not in statuses:
+                if status >= 300 and status in REDIRECT_STATUSES and policy.max_redirects:
+                    now = clock.monotonic()
+                    try:
+                        following = _next_hop(request, outcome, env, hops, policy.max_redirects)
+                    except ReadError as bad_redirect:
+                        raise _gave_up(env, request, stats.attempts, now - stats.started, bad_redirect) from None
+                    if following is not None:  # a new request, with its own retries, within the same deadline
+                        hops += 1
+                        request, method, retry_number = following, following.method, 0
+                        url = redact_url(request.url) if observed else ""
+                        continue
                 if final and observed:
                     return _finish(outcome, policy, env, stats)
                 return outcome
@@ -259,6 +279,16 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
             )
         yield Sleep(decision.seconds)
         now = clock.monotonic()
+
+
+def _next_hop(request: Request, response: Response, env: CallEnv, hops: int, limit: int) -> Request | None:
+    """The request a redirect leads to (``None``: not one to follow); ``ReadError`` past ``limit`` hops."""
+    following = follow(request, response, env.credentials)
+    if following is not None and hops >= limit:
+        raise ReadError(
+            f"more than {limit} redirects (the server may redirect in a loop)", method=request.method, url=request.url
+        )
+    return following
 
 
 def _response_error(outcome: Response | TransportError, stats: _Stats, clock: Clock, now: float) -> TetherError:

@@ -44,8 +44,6 @@ def _translate(exc: Exception, request: Request, timeout: float | None) -> Excep
         return TransportTimeout(f"no complete response {limit} ({type(exc).__name__})", method=method, url=url)
     if isinstance(exc, httpx.ConnectError):
         return ConnectError(f"could not connect: {_describe(exc, request)}", method=method, url=url)
-    if isinstance(exc, httpx.TooManyRedirects):
-        return ReadError("too many redirects (the server redirects in a loop)", method=method, url=url)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return ConfigurationError(f"invalid URL: {_describe(exc, request)}")
     return ReadError(f"connection failed: {_describe(exc, request)}", method=method, url=url)
@@ -66,7 +64,9 @@ class HttpxTransport:
 
     ``default_headers``, when given and tether creates the ``httpx.Client``, become that client's headers, and a
     request whose ``headers`` *is* that object is sent without per-request headers, sparing httpx's per-call
-    header merge (the :class:`~tether.Client` passes its base headers here).
+    header merge (the :class:`~tether.Client` passes its base headers here). Any other request is sent with
+    exactly its own headers, not merged with the client's (a redirect to another origin must not regain
+    credentials). Redirects are not followed here: the call flow follows them (:mod:`tether.client._redirects`).
     """
 
     __slots__ = ("_client", "_defaults", "_owned", "_timeouts")
@@ -84,21 +84,31 @@ class HttpxTransport:
         self._timeouts = _Timeouts()
         self._client = client or httpx.Client(
             limits=_limits(max_connections, keepalive),
-            follow_redirects=True,
+            follow_redirects=False,
             headers=list(default_headers.items()) if default_headers is not None else None,
         )
 
     def send(self, request: Request, timeout: float | None) -> Response:
         """Perform one exchange; httpx's errors become :mod:`tether.errors` transport errors."""
-        headers = request.headers
+        client = self._client
         try:
-            raw = self._client.request(
-                request.method,
-                request.url,
-                headers=None if headers is self._defaults else list(headers.items()),
-                content=request.content,
-                timeout=self._timeouts[timeout],
-            )
+            if request.headers is self._defaults:
+                raw = client.request(
+                    request.method,
+                    request.url,
+                    content=request.content,
+                    timeout=self._timeouts[timeout],
+                    follow_redirects=False,
+                )
+            else:  # built by hand, so that httpx adds none of the client's headers
+                outgoing = httpx.Request(
+                    request.method,
+                    request.url,
+                    headers=list(request.headers.items()),
+                    content=request.content,
+                    extensions={"timeout": self._timeouts[timeout].as_dict()},
+                )
+                raw = client.send(outgoing, follow_redirects=False)
         except (httpx.HTTPError, httpx.InvalidURL, OSError, OverflowError, ExceptionGroup) as exc:
             raise _translate(exc, request, timeout) from exc
         return _response(raw, request)
@@ -119,7 +129,7 @@ class HttpxAsyncTransport:
 
     def __init__(self, client: httpx.AsyncClient | None = None, *, max_connections: int = 100, keepalive: float = 15.0):
         self._owned = client is None
-        self._client = client or httpx.AsyncClient(limits=_limits(max_connections, keepalive), follow_redirects=True)
+        self._client = client or httpx.AsyncClient(limits=_limits(max_connections, keepalive))
 
     async def send(self, request: Request, timeout: float | None) -> Response:
         """Perform one exchange; httpx's errors become :mod:`tether.errors` transport errors."""
@@ -133,6 +143,7 @@ class HttpxAsyncTransport:
                     headers=list(request.headers.items()),
                     content=request.content,
                     timeout=timeout,
+                    follow_redirects=False,
                 )
         except TimeoutError as exc:
             raise _translate(httpx.ReadTimeout("the exchange outlived its timeout"), request, timeout) from exc

@@ -34,6 +34,8 @@ class Policy:
     - ``idempotency``: key generation for unsafe methods (``None``: no keys, so POST/PATCH are not retried
       unless the caller sets the key header itself).
     - ``raise_for_status``: raise the typed error for a final 4xx/5xx response instead of returning it.
+    - ``max_redirects``: how many redirects a call follows (0: none, the 3xx response is returned); more is a
+      ``ReadError``. Credentials never follow a redirect to another origin (see :mod:`tether.client`).
     """
 
     deadline: float | None = 30.0
@@ -45,6 +47,7 @@ class Policy:
     budget: RetryBudget | None = field(default_factory=RetryBudget)
     idempotency: Idempotency | None = field(default_factory=Idempotency)
     raise_for_status: bool = True
+    max_redirects: int = 10
 
     def __post_init__(self) -> None:
         for name in ("deadline", "attempt_timeout", "max_retry_after"):
@@ -53,6 +56,8 @@ class Policy:
                 raise ConfigurationError(f"Policy.{name} must be a positive number of seconds or None, got {value!r}")
         if self.retries < 0:
             raise ConfigurationError(f"Policy.retries must be >= 0, got {self.retries!r}")
+        if self.max_redirects < 0:
+            raise ConfigurationError(f"Policy.max_redirects must be >= 0, got {self.max_redirects!r}")
         if not isinstance(self.retry_statuses, frozenset):
             object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
 
