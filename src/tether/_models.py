@@ -97,6 +97,57 @@ class Headers(Mapping[str, str]):
         return f"Headers({redact_headers(self._data.items())!r})"
 
 
+def _decodable(value: str) -> str:
+    """``value`` as it was if it came from valid UTF-8; else its original bytes read as latin-1."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8, escaped by surrogateescape
+        return value.encode("utf-8", "surrogateescape").decode("latin-1")
+    return value
+
+
+class UndecodedHeaders(Headers):
+    """Response headers adopted from a transport that decodes values as UTF-8 with ``surrogateescape``.
+
+    Such values may hold lone surrogates, which no encoder accepts. Checking every response for them would cost
+    every call; instead the first read of a value repairs them all (bytes that were not UTF-8 are read as
+    latin-1, as httpx does) and turns this object into a plain :class:`Headers`. Names need no repair: the
+    parsers reject non-token names.
+    """
+
+    __slots__ = ()
+
+    def _settle(self) -> Headers:
+        data = self._data
+        if not "".join(data.values()).isascii():
+            self._data = CIMultiDictProxy(CIMultiDict([(name, _decodable(value)) for name, value in data.items()]))
+        self.__class__ = Headers  # type: ignore[assignment]  # same slots: from now on a plain Headers
+        return self
+
+    def __getitem__(self, name: str) -> str:
+        return self._settle()[name]
+
+    def get_list(self, name: str) -> list[str]:
+        """Every value of header ``name``, in order (empty if absent)."""
+        return self._settle().get_list(name)
+
+    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
+        """Every (name, value) pair in order, repeated names included."""
+        return self._settle().items()
+
+    def merged(self, other: HeadersLike | None) -> Headers:
+        """A copy where each header named in ``other`` replaces all of this one's values of that name."""
+        return self._settle().merged(other)
+
+    def __eq__(self, other: object) -> bool:
+        return self._settle() == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return repr(self._settle())
+
+
 class Request:
     """An outgoing HTTP request: ``method``, absolute ``url``, ``headers`` and the encoded ``content``."""
 

@@ -102,3 +102,23 @@ def test_policy_validation_and_replace() -> None:
         Policy(deadline=0)
     with pytest.raises(ConfigurationError):
         Policy(retries=-1)
+
+
+def test_undecoded_headers_repair_lone_surrogates_on_first_read() -> None:
+    """Values decoded with surrogateescape (aiohttp) become encodable: UTF-8 kept, other bytes as latin-1."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from tether._models import UndecodedHeaders
+
+    raw = b"caf\xe9".decode("utf-8", "surrogateescape")
+    data = CIMultiDictProxy(CIMultiDict([("X-Bad", raw), ("X-Good", "caf\u00e9 \u2603"), ("X-Ascii", "a")]))
+    headers = UndecodedHeaders._wrap(data)
+    assert headers["x-bad"] == "caf\u00e9"
+    assert type(headers) is Headers  # settled once: a plain Headers from now on
+    assert headers["x-good"] == "caf\u00e9 \u2603"
+    assert headers.get_list("X-Ascii") == ["a"]
+    for value in headers.values():
+        value.encode("utf-8")
+    ascii_only = UndecodedHeaders._wrap(CIMultiDictProxy(CIMultiDict([("A", "1")])))
+    assert list(ascii_only.items()) == [("A", "1")]
+    assert type(ascii_only) is Headers

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from tether._models import Headers, Request, Response
+from tether._models import Headers, Request, Response, UndecodedHeaders
 from tether._redaction import describe_exception as _describe
 from tether.client._watchdog import Watchdog
 from tether.errors import (
@@ -126,7 +126,7 @@ class AiohttpTransport:
                     raise _error(ReadError, f"invalid status code {raw.status} in the response", request)
                 return Response(
                     raw.status,
-                    headers=Headers._wrap(raw.headers),
+                    headers=UndecodedHeaders._wrap(raw.headers),
                     content=content,
                     request=request,
                     reason_phrase=raw.reason,
