@@ -4,6 +4,11 @@ Why aiohttp: on this project's machines, against the same loopback upstream at 3
 ``aiohttp`` served about 9,900 requests/s and raw ``httpx.AsyncClient`` about 870 (see
 ``shared/BENCHMARKING.md``); the default must be the fast one. The session is created lazily inside the
 running event loop, pooled and kept alive; aiohttp's exceptions are translated here and never leak.
+
+aiohttp silently sends an idempotent request a second time when the connection drops before the response
+(``ClientSession._retry_connection``). tether owns retries: a hidden one would escape the retry budget and
+double the load an outage sees (a server that accepts and closes every connection got 4 requests for 2
+attempts), so it is switched off; a stale pooled connection then costs one ordinary, counted retry.
 """
 
 from __future__ import annotations
@@ -91,6 +96,8 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=connector, connector_owner=False, headers=self._defaults._data, **options
             )
+        for session in (self._plain, self._session):
+            session._retry_connection = False  # no setting exists; see the module docstring
         self._loop = asyncio.get_running_loop()
         self._watchdog = Watchdog(self._loop)
         return self._session

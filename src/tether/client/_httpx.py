@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpcore
 import httpx
 
 from tether._models import Headers, Request, Response
 from tether._redaction import describe_exception as _describe
+from tether.client._exchange_deadline import DeadlineBackend, begin_attempt, end_attempt
 from tether.errors import ConfigurationError, ConnectError, ConnectTimeout, ReadError, TransportTimeout
 
 __all__ = ["HttpxAsyncTransport", "HttpxTransport"]
@@ -49,6 +51,20 @@ def _translate(exc: Exception, request: Request, timeout: float | None) -> Excep
     return ReadError(f"connection failed: {_describe(exc, request)}", method=method, url=url)
 
 
+def _bounded_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """Httpx's own transport, on a connection pool whose sockets honour the attempt's end (see the module above)."""
+    transport = httpx.HTTPTransport(limits=limits)
+    # httpx has no parameter for the network backend: its pool is replaced by an identical one that has ours.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=DeadlineBackend(),
+    )
+    return transport
+
+
 class _Timeouts(dict[float | None, httpx.Timeout]):
     """httpx ``Timeout`` objects by value: most attempts share the policy's attempt timeout."""
 
@@ -67,6 +83,9 @@ class HttpxTransport:
     header merge (the :class:`~tether.Client` passes its base headers here). Any other request is sent with
     exactly its own headers, not merged with the client's (a redirect to another origin must not regain
     credentials). Redirects are not followed here: the call flow follows them (:mod:`tether.client._redirects`).
+
+    The timeout bounds the whole exchange, not each socket read (:mod:`tether.client._exchange_deadline`), on the
+    connections of the ``httpx.Client`` tether creates; a client passed in keeps httpx's per-read timeouts.
     """
 
     __slots__ = ("_client", "_defaults", "_owned", "_timeouts")
@@ -83,7 +102,7 @@ class HttpxTransport:
         self._defaults = default_headers if client is None else None
         self._timeouts = _Timeouts()
         self._client = client or httpx.Client(
-            limits=_limits(max_connections, keepalive),
+            transport=_bounded_transport(_limits(max_connections, keepalive)),
             follow_redirects=False,
             headers=list(default_headers.items()) if default_headers is not None else None,
         )
@@ -91,6 +110,7 @@ class HttpxTransport:
     def send(self, request: Request, timeout: float | None) -> Response:
         """Perform one exchange; httpx's errors become :mod:`tether.errors` transport errors."""
         client = self._client
+        bound = begin_attempt(timeout)
         try:
             if request.headers is self._defaults:
                 raw = client.request(
@@ -111,6 +131,8 @@ class HttpxTransport:
                 raw = client.send(outgoing, follow_redirects=False)
         except (httpx.HTTPError, httpx.InvalidURL, OSError, OverflowError, ExceptionGroup) as exc:
             raise _translate(exc, request, timeout) from exc
+        finally:
+            end_attempt(bound)
         return _response(raw, request)
 
     def close(self) -> None:
