@@ -7,6 +7,7 @@
     │   ├── ConnectError               could not connect (never sent: safe to retry for any method)
     │   │   └── ConnectTimeout         ... because connecting timed out (also a TransportTimeout)
     │   ├── ReadError                  connection reset / closed / body truncated after sending
+    │   ├── ResponseTooLarge           the body exceeded the client's max_response_bytes (not retried)
     │   └── TransportTimeout           one attempt timed out (also a builtin TimeoutError)
     ├── DeadlineExceeded               the call's total time budget ran out (also a builtin TimeoutError)
     ├── HTTPStatusError                the server answered 4xx/5xx
@@ -125,6 +126,12 @@ class ReadError(TransportError):
     """The connection failed after the request was sent (reset, closed early, truncated body)."""
 
     advice = "The server or a proxy dropped the connection mid-exchange; the request may have been processed."
+
+
+class ResponseTooLarge(TransportError):
+    """The response body was larger than the client accepts (``max_response_bytes``); reading it stopped there."""
+
+    advice = "If a body this large is expected, raise the client's max_response_bytes; tether does not retry this."
 
 
 class TransportTimeout(TransportError, builtins.TimeoutError):

@@ -83,7 +83,10 @@ def make_client(request: pytest.FixtureRequest) -> Iterator[Any]:
         if kind == "sync-httpx":
             facade: Any = SyncFacade(tether.Client(base_url, **options))
         else:
-            transport = tether.HttpxAsyncTransport() if kind == "async-httpx" else None
+            transport = None
+            if kind == "async-httpx":
+                limit = options.pop("max_response_bytes", tether.client.DEFAULT_MAX_RESPONSE_BYTES)
+                transport = tether.HttpxAsyncTransport(max_response_bytes=limit)
             facade = AsyncFacade(loop, tether.AsyncClient(base_url, transport=transport, **options))
         made.append(facade)
         return facade

@@ -11,6 +11,7 @@ deadline, and that no secret the server echoes reaches an error message.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import select
 import socket
 import threading
@@ -718,3 +719,72 @@ def test_pagination_next_link_to_another_host_does_not_carry_credentials(
     with contextlib.suppress(PaginationError):
         api.paginate("/items", tether.LinkHeader())
     assert not any(SECRET.encode() in seen.raw for seen in elsewhere.seen)
+
+
+# --- oversized bodies --------------------------------------------------------------------------------------
+
+LIMIT = 64 * 1024
+
+
+def _chunked(body: bytes, size: int = 8192) -> bytes:
+    parts = [b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(response(200, [], b"a" * (LIMIT + 1)), id="content-length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + _chunked(b"a" * 300_000),
+            id="chunked",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"a" * 300_000,
+            id="until-close",
+        ),
+        pytest.param(
+            response(200, [("Content-Encoding", "gzip")], gzip.compress(b"\0" * 4_000_000)),
+            id="gzip-bomb",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\ntiny",
+            id="lying-content-length",
+        ),
+    ],
+)
+def test_a_body_over_max_response_bytes_is_refused_and_not_retried(
+    raw: RawServer, make_client: Any, reply: bytes
+) -> None:
+    """A body past the client's limit, however it is framed or compressed, is ResponseTooLarge after one attempt."""
+    raw.script(reply)
+    error = failure(hostile(make_client, raw.url, max_response_bytes=LIMIT))
+    assert type(error) is tether.ResponseTooLarge
+    assert "max_response_bytes=65,536" in str(error)
+    assert error.attempts == 1
+    assert len(raw.seen) == 1
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_a_body_of_exactly_max_response_bytes_is_read(raw: RawServer, make_client: Any, encoding: str) -> None:
+    body = bytes(range(256)) * (LIMIT // 256)
+    headers = [] if encoding == "identity" else [("Content-Encoding", "gzip")]
+    raw.script(response(200, headers, body if encoding == "identity" else gzip.compress(body)))
+    assert hostile(make_client, raw.url, max_response_bytes=LIMIT).get("/x").content == body
+
+
+def test_no_limit_when_max_response_bytes_is_none(raw: RawServer, make_client: Any) -> None:
+    body = b"z" * 300_000
+    raw.script(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + _chunked(body))
+    assert hostile(make_client, raw.url, max_response_bytes=None).get("/x").content == body
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "1000"])
+def test_max_response_bytes_must_be_a_positive_int_or_none(bad: Any) -> None:
+    for build in (
+        lambda: tether.AsyncClient(max_response_bytes=bad),
+        lambda: tether.Client(max_response_bytes=bad),
+        lambda: tether.HttpxAsyncTransport(max_response_bytes=bad),
+    ):
+        with pytest.raises(tether.ConfigurationError, match="max_response_bytes"):
+            build()

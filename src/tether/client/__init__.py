@@ -1,7 +1,7 @@
 """The HTTP clients, their transports, and pagination styles."""
 
 from tether.client._aiohttp import AiohttpTransport
-from tether.client._client import AsyncClient, Client
+from tether.client._client import AsyncClient, CallOptions, Client
 from tether.client._flow import CallEnv, Send, Sleep, call_flow
 from tether.client._httpx import HttpxAsyncTransport, HttpxTransport
 from tether.client._pagination import (
@@ -14,13 +14,15 @@ from tether.client._pagination import (
     PageWalker,
     Paginator,
 )
-from tether.client._transport import AsyncTransport, SyncTransport
+from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, AsyncTransport, SyncTransport
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "AiohttpTransport",
     "AsyncClient",
     "AsyncTransport",
     "CallEnv",
+    "CallOptions",
     "Client",
     "Cursor",
     "HttpxAsyncTransport",

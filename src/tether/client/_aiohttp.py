@@ -21,12 +21,14 @@ from multidict import CIMultiDictProxy
 
 from tether._models import Headers, Request, Response, UndecodedHeaders
 from tether._redaction import describe_exception as _describe
+from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, check_max_response_bytes, too_large
 from tether.client._watchdog import Watchdog
 from tether.errors import (
     ConfigurationError,
     ConnectError,
     ConnectTimeout,
     ReadError,
+    ResponseTooLarge,
     TransportError,
     TransportTimeout,
 )
@@ -37,13 +39,14 @@ __all__ = ["AiohttpTransport"]
 class AiohttpTransport:
     """An :class:`~tether.client.AsyncTransport` on an ``aiohttp.ClientSession``.
 
-    ``max_connections`` bounds the pool (0: unbounded), ``max_connections_per_host`` each host's share (0:
-    no per-host bound), ``keepalive`` how long an idle connection is kept, in seconds. ``default_headers``, when
-    given, become the default headers of a session used only for requests whose ``headers`` *is* that object,
+    ``max_connections`` bounds the pool (0: unbounded), ``max_connections_per_host`` each host's share (0: no
+    per-host bound), ``keepalive`` how long an idle connection is kept, in seconds; a body larger than
+    ``max_response_bytes`` (after decompression; ``None``: no limit) is a ``ResponseTooLarge``. ``default_headers``,
+    when given, become the default headers of a session used only for requests whose ``headers`` *is* that object,
     which are then sent without per-request headers, sparing aiohttp's per-call merge (the client passes its base
-    headers here). Every other request goes through a second session on the same connection pool, with no
-    default headers, so it carries exactly its own (a redirect to another origin must not regain credentials).
-    Redirects are not followed here: the call flow follows them (:mod:`tether.client._redirects`).
+    headers here). Every other request goes through a second session on the same connection pool, with no default
+    headers, so it carries exactly its own (a redirect to another origin must not regain credentials). Redirects are
+    not followed here: the call flow follows them (:mod:`tether.client._redirects`).
     """
 
     __slots__ = (
@@ -52,6 +55,7 @@ class AiohttpTransport:
         "_limit",
         "_limit_per_host",
         "_loop",
+        "_max_body",
         "_plain",
         "_session",
         "_timeouts",
@@ -65,9 +69,11 @@ class AiohttpTransport:
         max_connections_per_host: int = 0,
         keepalive: float = 15.0,
         default_headers: Headers | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ):
         if max_connections < 0 or max_connections_per_host < 0:
             raise ConfigurationError("connection limits must be >= 0 (0 means unbounded)")
+        self._max_body = check_max_response_bytes(max_response_bytes)
         self._limit = max_connections
         self._limit_per_host = max_connections_per_host
         self._keepalive = keepalive
@@ -128,7 +134,13 @@ class AiohttpTransport:
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as raw:
-                content = await raw.read()
+                length = raw.content_length
+                if self._max_body is None or (
+                    length is not None and length <= self._max_body and "Content-Encoding" not in raw.headers
+                ):
+                    content = await raw.read()  # its length is known and, undecoded, within the limit
+                else:
+                    content = await _read_capped(raw, self._max_body, request)
                 if raw.status < 100:
                     raise _error(ReadError, f"invalid status code {raw.status} in the response", request)
                 return Response(
@@ -168,6 +180,21 @@ class AiohttpTransport:
 
     def __repr__(self) -> str:
         return f"AiohttpTransport(max_connections={self._limit}, max_connections_per_host={self._limit_per_host})"
+
+
+async def _read_capped(raw: aiohttp.ClientResponse, limit: int, request: Request) -> bytes:
+    """The (decompressed) body, or ``ResponseTooLarge`` as soon as it exceeds ``limit`` bytes."""
+    length = raw.content_length
+    if length is not None and length > limit:
+        raise _error(ResponseTooLarge, too_large(limit, f"Content-Length is {length}"), request)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in raw.content.iter_chunked(1 << 16):
+        total += len(chunk)
+        if total > limit:
+            raise _error(ResponseTooLarge, too_large(limit, "the body went past it"), request)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error(cls: type[TransportError], summary: str, request: Request) -> TransportError:

@@ -22,7 +22,7 @@ from tether.auth import Auth, StaticAuth
 from tether.client._drive import drive_async, drive_sync
 from tether.client._flow import Action, CallEnv, Outcome, call_flow
 from tether.client._pagination import PageWalker, Paginator
-from tether.client._transport import AsyncTransport, SyncTransport
+from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, AsyncTransport, SyncTransport
 from tether.errors import ConfigurationError
 from tether.events import Hook
 from tether.policies import Policy, RetryBudgetState
@@ -170,7 +170,9 @@ class AsyncClient(_ClientBase):
     ``async with AsyncClient("https://api.example.com", auth=Bearer(token)) as api: await api.get("/me")``.
     The transport defaults to aiohttp (pooled, keep-alive); pass ``transport=`` for another, e.g.
     :class:`~tether.client.HttpxAsyncTransport`. By default a final 4xx/5xx raises its typed
-    :mod:`tether.errors` exception (``Policy(raise_for_status=False)`` returns it instead).
+    :mod:`tether.errors` exception (``Policy(raise_for_status=False)`` returns it instead). A response body
+    larger than ``max_response_bytes`` (64 MiB by default, decoded; ``None``: no limit) raises
+    ``ResponseTooLarge`` instead of filling memory.
     """
 
     def __init__(
@@ -184,6 +186,7 @@ class AsyncClient(_ClientBase):
         transport: AsyncTransport | None = None,
         max_connections: int = 100,
         max_connections_per_host: int = 0,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         hooks: Sequence[Hook] = (),
         clock: Clock | None = None,
     ) -> None:
@@ -195,6 +198,7 @@ class AsyncClient(_ClientBase):
                 max_connections=max_connections,
                 max_connections_per_host=max_connections_per_host,
                 default_headers=self._base_headers,
+                max_response_bytes=max_response_bytes,
             )
         self.transport = transport
 
@@ -284,6 +288,7 @@ class Client(_ClientBase):
         policy: Policy | None = None,
         transport: SyncTransport | None = None,
         max_connections: int = 100,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         hooks: Sequence[Hook] = (),
         clock: Clock | None = None,
     ) -> None:
@@ -291,7 +296,11 @@ class Client(_ClientBase):
         if transport is None:
             from tether.client._httpx import HttpxTransport
 
-            transport = HttpxTransport(max_connections=max_connections, default_headers=self._base_headers)
+            transport = HttpxTransport(
+                max_connections=max_connections,
+                default_headers=self._base_headers,
+                max_response_bytes=max_response_bytes,
+            )
         self.transport = transport
 
     def send(self, request: Request, *, policy: Policy | None = None) -> Response:

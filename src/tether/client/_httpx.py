@@ -14,7 +14,15 @@ import httpx
 from tether._models import Headers, Request, Response
 from tether._redaction import describe_exception as _describe
 from tether.client._exchange_deadline import DeadlineBackend, begin_attempt, end_attempt
-from tether.errors import ConfigurationError, ConnectError, ConnectTimeout, ReadError, TransportTimeout
+from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, check_max_response_bytes, too_large
+from tether.errors import (
+    ConfigurationError,
+    ConnectError,
+    ConnectTimeout,
+    ReadError,
+    ResponseTooLarge,
+    TransportTimeout,
+)
 
 __all__ = ["HttpxAsyncTransport", "HttpxTransport"]
 
@@ -26,14 +34,52 @@ def _limits(max_connections: int, keepalive: float) -> httpx.Limits:
     return httpx.Limits(max_connections=bound, max_keepalive_connections=bound, keepalive_expiry=keepalive)
 
 
-def _response(raw: httpx.Response, request: Request) -> Response:
+def _response(raw: httpx.Response, content: bytes, request: Request) -> Response:
     return Response(
         raw.status_code,
         headers=Headers(raw.headers.multi_items()),
-        content=raw.content,
+        content=content,
         request=request,
         reason_phrase=raw.reason_phrase,
     )
+
+
+def _check_declared(raw: httpx.Response, limit: int, request: Request) -> None:
+    """``ResponseTooLarge`` at once when ``Content-Length`` already says the body exceeds ``limit``."""
+    declared = raw.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        how = f"Content-Length is {int(declared)}"
+        raise ResponseTooLarge(too_large(limit, how), method=request.method, url=request.url)
+
+
+def _read(raw: httpx.Response, limit: int | None, request: Request) -> bytes:
+    """The streamed response's decoded body, or ``ResponseTooLarge`` as soon as it exceeds ``limit``."""
+    if limit is None:
+        return raw.read()
+    _check_declared(raw, limit, request)
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in raw.iter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise ResponseTooLarge(too_large(limit, "the body went past it"), method=request.method, url=request.url)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _aread(raw: httpx.Response, limit: int | None, request: Request) -> bytes:
+    """:func:`_read` for an async response."""
+    if limit is None:
+        return await raw.aread()
+    _check_declared(raw, limit, request)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in raw.aiter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise ResponseTooLarge(too_large(limit, "the body went past it"), method=request.method, url=request.url)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _translate(exc: Exception, request: Request, timeout: float | None) -> Exception:
@@ -85,10 +131,11 @@ class HttpxTransport:
     credentials). Redirects are not followed here: the call flow follows them (:mod:`tether.client._redirects`).
 
     The timeout bounds the whole exchange, not each socket read (:mod:`tether.client._exchange_deadline`), on the
-    connections of the ``httpx.Client`` tether creates; a client passed in keeps httpx's per-read timeouts.
+    connections of the ``httpx.Client`` tether creates; a client passed in keeps httpx's per-read timeouts. A body
+    larger than ``max_response_bytes`` (decoded; ``None``: no limit) is a ``ResponseTooLarge``.
     """
 
-    __slots__ = ("_client", "_defaults", "_owned", "_timeouts")
+    __slots__ = ("_client", "_defaults", "_max_body", "_owned", "_timeouts")
 
     def __init__(
         self,
@@ -97,7 +144,9 @@ class HttpxTransport:
         max_connections: int = 100,
         keepalive: float = 15.0,
         default_headers: Headers | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ):
+        self._max_body = check_max_response_bytes(max_response_bytes)
         self._owned = client is None
         self._defaults = default_headers if client is None else None
         self._timeouts = _Timeouts()
@@ -113,12 +162,8 @@ class HttpxTransport:
         bound = begin_attempt(timeout)
         try:
             if request.headers is self._defaults:
-                raw = client.request(
-                    request.method,
-                    request.url,
-                    content=request.content,
-                    timeout=self._timeouts[timeout],
-                    follow_redirects=False,
+                outgoing = client.build_request(
+                    request.method, request.url, content=request.content, timeout=self._timeouts[timeout]
                 )
             else:  # built by hand, so that httpx adds none of the client's headers
                 outgoing = httpx.Request(
@@ -128,12 +173,16 @@ class HttpxTransport:
                     content=request.content,
                     extensions={"timeout": self._timeouts[timeout].as_dict()},
                 )
-                raw = client.send(outgoing, follow_redirects=False)
+            raw = client.send(outgoing, stream=True, follow_redirects=False)
+            try:
+                content = _read(raw, self._max_body, request)
+            finally:
+                raw.close()
         except (httpx.HTTPError, httpx.InvalidURL, OSError, OverflowError, ExceptionGroup) as exc:
             raise _translate(exc, request, timeout) from exc
         finally:
             end_attempt(bound)
-        return _response(raw, request)
+        return _response(raw, content, request)
 
     def close(self) -> None:
         """Close the client's connections, if tether created the client."""
@@ -145,11 +194,22 @@ class HttpxTransport:
 
 
 class HttpxAsyncTransport:
-    """An :class:`~tether.client.AsyncTransport` on ``httpx.AsyncClient``."""
+    """An :class:`~tether.client.AsyncTransport` on ``httpx.AsyncClient``.
 
-    __slots__ = ("_client", "_owned")
+    A body larger than ``max_response_bytes`` (decoded; ``None``: no limit) is a ``ResponseTooLarge``.
+    """
 
-    def __init__(self, client: httpx.AsyncClient | None = None, *, max_connections: int = 100, keepalive: float = 15.0):
+    __slots__ = ("_client", "_max_body", "_owned")
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        max_connections: int = 100,
+        keepalive: float = 15.0,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+    ):
+        self._max_body = check_max_response_bytes(max_response_bytes)
         self._owned = client is None
         self._client = client or httpx.AsyncClient(limits=_limits(max_connections, keepalive))
 
@@ -159,19 +219,23 @@ class HttpxAsyncTransport:
             # httpx's timeout bounds each socket read; asyncio.timeout bounds the whole exchange, so a server that
             # trickles its answer byte by byte cannot outlive the attempt.
             async with asyncio.timeout(timeout):
-                raw = await self._client.request(
+                outgoing = self._client.build_request(
                     request.method,
                     request.url,
                     headers=list(request.headers.items()),
                     content=request.content,
                     timeout=timeout,
-                    follow_redirects=False,
                 )
+                raw = await self._client.send(outgoing, stream=True, follow_redirects=False)
+                try:
+                    content = await _aread(raw, self._max_body, request)
+                finally:
+                    await raw.aclose()
         except TimeoutError as exc:
             raise _translate(httpx.ReadTimeout("the exchange outlived its timeout"), request, timeout) from exc
         except (httpx.HTTPError, httpx.InvalidURL, OSError, OverflowError, ExceptionGroup) as exc:
             raise _translate(exc, request, timeout) from exc
-        return _response(raw, request)
+        return _response(raw, content, request)
 
     async def aclose(self) -> None:
         """Close the client's connections, if tether created the client."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tether._retry_after import parse_retry_after, server_delay
-from tether.errors import ConnectError, TransportError
+from tether.errors import ConnectError, ResponseTooLarge, TransportError
 from tether.policies._decisions import GiveUp, Wait
 from tether.policies.backoff import Backoff
 from tether.policies.idempotency import IDEMPOTENT_METHODS
@@ -48,6 +48,8 @@ def is_retryable(
     if error is not None:
         if isinstance(error, ConnectError):
             return True
+        if isinstance(error, ResponseTooLarge):  # the same request gets the same body
+            return False
         return keyed or method in IDEMPOTENT_METHODS
     if status is None or status not in statuses:
         return False
