@@ -9,19 +9,20 @@ The public API is re-exported here; ``__all__`` is the contract::
         me = (await api.get("/me")).json()
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from tether import errors
 from tether._clock import Clock, SystemClock
 from tether._models import Headers, Request, Response
 from tether._version import __version__
 from tether.auth import APIKey, Auth, Basic, Bearer, StaticAuth
 from tether.client import (
-    AiohttpTransport,
     AsyncClient,
     AsyncTransport,
     Client,
     Cursor,
-    HttpxAsyncTransport,
-    HttpxTransport,
     LinkHeader,
     NextURL,
     Offset,
@@ -110,3 +111,19 @@ __all__ = [
     "__version__",
     "errors",
 ]
+
+if TYPE_CHECKING:
+    from tether.client import AiohttpTransport, HttpxAsyncTransport, HttpxTransport
+
+_LAZY = frozenset({"AiohttpTransport", "HttpxAsyncTransport", "HttpxTransport"})
+
+
+def __getattr__(name: str) -> Any:
+    # the transports, and so aiohttp and httpx, are imported on first use (see tether.client)
+    if name in _LAZY:
+        import tether.client
+
+        value = getattr(tether.client, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tether' has no attribute {name!r}")

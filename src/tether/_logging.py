@@ -1,8 +1,9 @@
 """The logging hook: call events to the stdlib logger ``tether``.
 
-Attempts, retries and completions at DEBUG; a suppressed retry and a call that gave up at WARNING. Only
-redacted data reaches a record: events carry redacted URLs, and error messages are redacted at
-construction (:mod:`tether.errors`).
+Attempts, retries, suppressed retries and completions at DEBUG; a call that gave up at WARNING, once: a call
+whose retry the budget suppressed ends in ``RetryBudgetExhausted``, whose warning says so, so an outage logs one
+line per failed call rather than two. Only redacted data reaches a record: events carry redacted URLs, and
+error messages are redacted at construction (:mod:`tether.errors`).
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ def logging_hook(event: Event) -> None:
             event.elapsed,
             event.error,
         )
+    elif not logger.isEnabledFor(logging.DEBUG):
+        return
     elif isinstance(event, RetrySuppressed):
-        logger.warning(
+        logger.debug(
             "%s %s: retry after attempt %d suppressed by the retry budget (%s)",
             event.method,
             event.url,
             event.attempt,
             event.reason,
         )
-    elif not logger.isEnabledFor(logging.DEBUG):
-        return
     elif isinstance(event, AttemptStarted):
         logger.debug("%s %s: attempt %d (timeout %s s)", event.method, event.url, event.attempt, event.timeout)
     elif isinstance(event, RetryScheduled):

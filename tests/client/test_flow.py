@@ -269,6 +269,20 @@ def test_logs_attempts_at_debug_and_failure_at_warning_without_secrets(caplog: p
     assert "TOKEN" not in caplog.text
 
 
+def test_a_failed_call_logs_one_warning_even_when_the_budget_suppressed_its_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """During an outage every call fails: one WARNING per call, not one per event (the suppression is DEBUG)."""
+    caplog.set_level(logging.DEBUG, logger="tether")
+    budget = RetryBudget(ratio=0, burst=1, min_per_second=0)
+    with pytest.raises(RetryBudgetExhausted):
+        call([503], budget=budget, policy=Policy(budget=budget))
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "retry suppressed by the retry budget" in warnings[0].getMessage()
+    assert any("suppressed" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+
+
 class RefreshOn401:
     """A minimal refresh-on-401 auth, the shape OAuth will take: resend once with a new token."""
 
