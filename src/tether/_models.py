@@ -37,6 +37,8 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, headers: HeadersLike | None = None) -> None:
         if isinstance(headers, Headers):
+            if type(headers) is UndecodedHeaders:
+                headers._settle()  # a copy gets the repaired values too
             self._data = headers._data
             return
         # CIMultiDict builds from a mapping or from pairs in C, keeping repeated names

@@ -320,3 +320,59 @@ def test_a_redirect_target_failing_is_retried_there(upstream: Upstream, make_cli
     assert api.get("/old").json() == {"ok": 1}
     assert len(upstream.requests_for("/old")) == 1
     assert len(upstream.requests_for("/flaky")) == 2
+
+
+# --- no hidden state, environment proxies, connect timeouts ---------------------------------------------------
+
+
+def test_no_cookie_is_kept_between_calls(upstream: Upstream, make_client: Any) -> None:
+    """A Set-Cookie from one call never rides along on the next: a request carries exactly its own headers."""
+    upstream.route("GET", "/login", Reply(json={}, headers={"Set-Cookie": "sid=abc; Path=/"}))
+    upstream.route("GET", "/me", Reply(json={}))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST)
+    api.get("/login")
+    api.get("/me")
+    api.get("/me", headers={"X-Extra": "1"})
+    for seen in upstream.requests_for("/me"):
+        assert "cookie" not in {name.lower() for name, _ in seen.headers}
+
+
+def test_the_sync_client_honours_http_proxy_from_the_environment(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Upstream stands in for the proxy: a request for an unresolvable host arrives there."""
+    monkeypatch.setenv("HTTP_PROXY", upstream.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    upstream.route("GET", "/via-proxy", Reply(json={"proxied": True}))
+    with tether.Client(clock=FakeClock(), policy=FAST) as api:
+        assert api.get("http://example.invalid/via-proxy").json() == {"proxied": True}
+
+
+def test_a_connection_that_cannot_be_made_in_time_is_a_connect_timeout(make_client: Any) -> None:
+    """A listener whose accept queue is full leaves connects hanging: ConnectTimeout, and since nothing was sent,
+    even a POST without an idempotency key is retried."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler: list[socket.socket] = []
+    try:
+        while True:  # fill the accept queue until a connect hangs
+            sock = socket.socket()
+            sock.settimeout(0.3)
+            try:
+                sock.connect(("127.0.0.1", port))
+            except TimeoutError:
+                sock.close()
+                break
+            filler.append(sock)
+        policy = FAST.replace(retries=1, attempt_timeout=0.3, deadline=None, idempotency=None)
+        api = make_client(f"http://127.0.0.1:{port}", policy=policy)
+        with pytest.raises(tether.ConnectTimeout) as caught:
+            api.post("/", content=b"x")
+        assert caught.value.attempts == 2
+    finally:
+        for sock in filler:
+            sock.close()
+        listener.close()

@@ -10,6 +10,8 @@ deadline, and that no secret the server echoes reaches an error message.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import gzip
 import select
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 import tether
@@ -788,3 +791,37 @@ def test_max_response_bytes_must_be_a_positive_int_or_none(bad: Any) -> None:
     ):
         with pytest.raises(tether.ConfigurationError, match="max_response_bytes"):
             build()
+
+
+# --- an httpx client of the caller's: connections only ----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_callers_httpx_client_lends_no_credentials_to_a_redirect_hop(
+    raw: RawServer, elsewhere: RawServer, kind: str
+) -> None:
+    """The caller's httpx client may carry auth, headers, params and cookies: none reach the other origin."""
+    elsewhere.script(OK)
+    raw.script(response(302, [("Location", elsewhere.url + "/landing")]))
+    loaded: dict[str, Any] = {
+        "auth": ("user", SECRET),
+        "headers": {"X-API-Key": SECRET},
+        "params": {"token": SECRET},
+        "cookies": {"sid": SECRET},
+    }
+    if kind == "sync":
+        with tether.Client(raw.url, transport=tether.HttpxTransport(httpx.Client(**loaded))) as api:
+            assert api.get("/x").status_code == 200
+    else:
+
+        async def go() -> None:
+            async with (
+                httpx.AsyncClient(**loaded) as mine,
+                tether.AsyncClient(raw.url, transport=tether.HttpxAsyncTransport(mine)) as api,
+            ):
+                assert (await api.get("/x")).status_code == 200
+
+        asyncio.run(go())
+    (landed,) = elsewhere.seen
+    assert SECRET.encode() not in landed.raw
+    assert base64.b64encode(f"user:{SECRET}".encode()) not in landed.raw  # the client's Basic auth

@@ -122,3 +122,14 @@ def test_undecoded_headers_repair_lone_surrogates_on_first_read() -> None:
     ascii_only = UndecodedHeaders._wrap(CIMultiDictProxy(CIMultiDict([("A", "1")])))
     assert list(ascii_only.items()) == [("A", "1")]
     assert type(ascii_only) is Headers
+
+
+def test_a_copy_of_undecoded_headers_is_repaired_too() -> None:
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from tether._models import UndecodedHeaders
+
+    raw = b"caf\xe9".decode("utf-8", "surrogateescape")
+    copy = Headers(UndecodedHeaders._wrap(CIMultiDictProxy(CIMultiDict([("X-Bad", raw)]))))
+    assert copy["x-bad"] == "caf\u00e9"
+    copy["x-bad"].encode("utf-8")

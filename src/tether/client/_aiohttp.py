@@ -14,6 +14,7 @@ attempts), so it is switched off; a stale pooled connection then costs one ordin
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import aiohttp
@@ -93,6 +94,8 @@ class AiohttpTransport:
             "timeout": aiohttp.ClientTimeout(total=None),
             "auto_decompress": True,
             "raise_for_status": False,
+            # tether keeps no cookies between calls: a request carries exactly its own headers
+            "cookie_jar": aiohttp.DummyCookieJar(),
             # No skip_auto_headers: aiohttp then copies the headers on every request (about 5 % of throughput
             # here), and tether's requests always carry their own User-Agent, so aiohttp adds none of its own.
         }
@@ -117,7 +120,11 @@ class AiohttpTransport:
         if client_timeout is None:
             if len(self._timeouts) > 32:  # shrinking near-deadline timeouts are one-offs: keep the cache small
                 self._timeouts.clear()
-            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=None, sock_connect=timeout)
+            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=timeout,
+                ceil_threshold=math.inf,  # exact: it must fire before the watchdog
+            )
         task: asyncio.Task[Any] | None = None
         if timeout is not None and (task := asyncio.current_task(self._loop)) is not None:
             cancelling = task.cancelling()

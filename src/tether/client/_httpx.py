@@ -7,14 +7,15 @@ httpx's exceptions are translated here and never leak; a client passed in by the
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 
-import httpcore
 import httpx
 
 from tether._models import Headers, Request, Response
 from tether._redaction import describe_exception as _describe
 from tether.client._exchange_deadline import DeadlineBackend, begin_attempt, end_attempt
 from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, check_max_response_bytes, too_large
+from tether.client._watchdog import GRACE, tick
 from tether.errors import (
     ConfigurationError,
     ConnectError,
@@ -41,6 +42,17 @@ def _response(raw: httpx.Response, content: bytes, request: Request) -> Response
         content=content,
         request=request,
         reason_phrase=raw.reason_phrase,
+    )
+
+
+def _outgoing(request: Request, timeout: httpx.Timeout) -> httpx.Request:
+    """The httpx request for ``request``: exactly its method, URL, headers and body."""
+    return httpx.Request(
+        request.method,
+        request.url,
+        headers=list(request.headers.items()),
+        content=request.content,
+        extensions={"timeout": timeout.as_dict()},
     )
 
 
@@ -97,18 +109,25 @@ def _translate(exc: Exception, request: Request, timeout: float | None) -> Excep
     return ReadError(f"connection failed: {_describe(exc, request)}", method=method, url=url)
 
 
-def _bounded_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """Httpx's own transport, on a connection pool whose sockets honour the attempt's end (see the module above)."""
-    transport = httpx.HTTPTransport(limits=limits)
-    # httpx has no parameter for the network backend: its pool is replaced by an identical one that has ours.
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=DeadlineBackend(),
-    )
-    return transport
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that keeps nothing: tether sends exactly the request's headers, never state left by earlier calls."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _bound_exchanges(client: httpx.Client) -> httpx.Client:
+    """Put the deadline backend (see :mod:`tether.client._exchange_deadline`) under every pool of ``client``.
+
+    httpx has no parameter for the network backend, and passing it a transport of our own would switch off the
+    proxies it reads from the environment; so the backend is set on the pools it built, the direct one and
+    one per proxy, before any connection exists.
+    """
+    backend = DeadlineBackend()
+    for transport in (client._transport, *client._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        if pool is None or not hasattr(pool, "_network_backend"):
+            raise RuntimeError(f"this httpx version's transport {transport!r} has no network backend to bound")
+        pool._network_backend = backend
+    return client
 
 
 class _Timeouts(dict[float | None, httpx.Timeout]):
@@ -133,6 +152,10 @@ class HttpxTransport:
     The timeout bounds the whole exchange, not each socket read (:mod:`tether.client._exchange_deadline`), on the
     connections of the ``httpx.Client`` tether creates; a client passed in keeps httpx's per-read timeouts. A body
     larger than ``max_response_bytes`` (decoded; ``None``: no limit) is a ``ResponseTooLarge``.
+
+    A client passed in provides connections only (pool, TLS, proxies): its own auth, headers, params and cookies
+    are not applied, since a redirect hop tether strips of credentials must not regain them from the client.
+    Configure credentials on the tether client instead. tether keeps no cookies between calls.
     """
 
     __slots__ = ("_client", "_defaults", "_max_body", "_owned", "_timeouts")
@@ -150,10 +173,13 @@ class HttpxTransport:
         self._owned = client is None
         self._defaults = default_headers if client is None else None
         self._timeouts = _Timeouts()
-        self._client = client or httpx.Client(
-            transport=_bounded_transport(_limits(max_connections, keepalive)),
-            follow_redirects=False,
-            headers=list(default_headers.items()) if default_headers is not None else None,
+        self._client = client or _bound_exchanges(
+            httpx.Client(
+                limits=_limits(max_connections, keepalive),
+                follow_redirects=False,
+                headers=list(default_headers.items()) if default_headers is not None else None,
+                cookies=_no_cookies(),
+            )
         )
 
     def send(self, request: Request, timeout: float | None) -> Response:
@@ -161,19 +187,13 @@ class HttpxTransport:
         client = self._client
         bound = begin_attempt(timeout)
         try:
-            if request.headers is self._defaults:
+            if request.headers is self._defaults:  # tether's own client, whose headers are these
                 outgoing = client.build_request(
                     request.method, request.url, content=request.content, timeout=self._timeouts[timeout]
                 )
-            else:  # built by hand, so that httpx adds none of the client's headers
-                outgoing = httpx.Request(
-                    request.method,
-                    request.url,
-                    headers=list(request.headers.items()),
-                    content=request.content,
-                    extensions={"timeout": self._timeouts[timeout].as_dict()},
-                )
-            raw = client.send(outgoing, stream=True, follow_redirects=False)
+            else:  # built by hand, so that httpx adds nothing of the client's
+                outgoing = _outgoing(request, self._timeouts[timeout])
+            raw = client.send(outgoing, stream=True, follow_redirects=False, auth=None)
             try:
                 content = _read(raw, self._max_body, request)
             finally:
@@ -196,7 +216,9 @@ class HttpxTransport:
 class HttpxAsyncTransport:
     """An :class:`~tether.client.AsyncTransport` on ``httpx.AsyncClient``.
 
-    A body larger than ``max_response_bytes`` (decoded; ``None``: no limit) is a ``ResponseTooLarge``.
+    A body larger than ``max_response_bytes`` (decoded; ``None``: no limit) is a ``ResponseTooLarge``. A client
+    passed in provides connections only (pool, TLS, proxies): its own auth, headers, params and cookies are not
+    applied, since a redirect hop tether strips of credentials must not regain them from the client.
     """
 
     __slots__ = ("_client", "_max_body", "_owned")
@@ -211,22 +233,17 @@ class HttpxAsyncTransport:
     ):
         self._max_body = check_max_response_bytes(max_response_bytes)
         self._owned = client is None
-        self._client = client or httpx.AsyncClient(limits=_limits(max_connections, keepalive))
+        self._client = client or httpx.AsyncClient(limits=_limits(max_connections, keepalive), cookies=_no_cookies())
 
     async def send(self, request: Request, timeout: float | None) -> Response:
         """Perform one exchange; httpx's errors become :mod:`tether.errors` transport errors."""
         try:
             # httpx's timeout bounds each socket read; asyncio.timeout bounds the whole exchange, so a server that
             # trickles its answer byte by byte cannot outlive the attempt.
-            async with asyncio.timeout(timeout):
-                outgoing = self._client.build_request(
-                    request.method,
-                    request.url,
-                    headers=list(request.headers.items()),
-                    content=request.content,
-                    timeout=timeout,
-                )
-                raw = await self._client.send(outgoing, stream=True, follow_redirects=False)
+            # grace for httpx's own connect timeout (of the same length) to fire first, through anyio's cancel scope
+            async with asyncio.timeout(None if timeout is None else timeout + GRACE + tick(timeout)):
+                outgoing = _outgoing(request, httpx.Timeout(timeout))  # by hand: nothing of the client's is added
+                raw = await self._client.send(outgoing, stream=True, follow_redirects=False, auth=None)
                 try:
                     content = await _aread(raw, self._max_body, request)
                 finally:
