@@ -32,6 +32,7 @@ from tether.client import (
 )
 from tether.errors import (
     BadRequest,
+    CircuitOpen,
     ClientError,
     ConfigurationError,
     Conflict,
@@ -55,7 +56,7 @@ from tether.errors import (
     Unprocessable,
 )
 from tether.events import Hook
-from tether.policies import Backoff, Idempotency, Policy, RetryBudget
+from tether.policies import Backoff, CircuitBreaker, Idempotency, Policy, RetryBudget
 
 __all__ = [
     "APIKey",
@@ -67,6 +68,8 @@ __all__ = [
     "BadRequest",
     "Basic",
     "Bearer",
+    "CircuitBreaker",
+    "CircuitOpen",
     "Client",
     "ClientError",
     "Clock",

@@ -1,6 +1,7 @@
 """The logging hook: call events to the stdlib logger ``tether``.
 
-Attempts, retries, suppressed retries and completions at DEBUG; a call that gave up at WARNING, once: a call
+Attempts, retries, suppressed retries and completions at DEBUG; a circuit opening at WARNING, and its
+recovery at INFO; a call that gave up at WARNING, once: a call
 whose retry the budget suppressed ends in ``RetryBudgetExhausted``, whose warning says so, so an outage logs one
 line per failed call rather than two. Only redacted data reaches a record: events carry redacted URLs, and
 error messages are redacted at construction (:mod:`tether.errors`).
@@ -10,7 +11,15 @@ from __future__ import annotations
 
 import logging
 
-from tether.events import AttemptStarted, CallCompleted, Event, GaveUp, RetryScheduled, RetrySuppressed
+from tether.events import (
+    AttemptStarted,
+    CallCompleted,
+    CircuitChanged,
+    Event,
+    GaveUp,
+    RetryScheduled,
+    RetrySuppressed,
+)
 
 __all__ = ["logger", "logging_hook"]
 
@@ -27,6 +36,11 @@ def logging_hook(event: Event) -> None:
             event.attempt,
             event.elapsed,
             event.error,
+        )
+    elif isinstance(event, CircuitChanged):
+        level = logging.WARNING if event.phase == "open" else logging.INFO
+        logger.log(
+            level, "circuit %s is now %s (after %s %s)", event.key or "(client)", event.phase, event.method, event.url
         )
     elif not logger.isEnabledFor(logging.DEBUG):
         return

@@ -18,6 +18,7 @@
     │   └── ServerError                5xx
     ├── RetryBudgetExhausted           a retry was suppressed: retries already add their share of traffic
     ├── RetryAfterTooLong              the server asked to wait longer than the deadline or cap allows
+    ├── CircuitOpen                    the provider kept failing: calls fail fast until a probe succeeds
     ├── PaginationError                a paginated response could not be followed
     └── ConfigurationError             tether was set up in a way that cannot work (also a ValueError)
 
@@ -256,6 +257,33 @@ class RetryBudgetExhausted(TetherError):
 
     def __init__(self, summary: str, *, last_error: BaseException | None = None, **context: object) -> None:
         super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.last_error = last_error
+
+
+class CircuitOpen(TetherError):
+    """The circuit for ``key`` is open: calls fail fast.
+
+    ``retry_after`` is the wait, in seconds, until it lets a probe through; ``last_error`` the failure of this
+    call's previous attempt, if it had one.
+    """
+
+    advice = (
+        "The provider has been failing, so tether stopped calling it for a while. Serve a fallback or try again "
+        "after retry_after seconds; the circuit closes by itself once a probe call succeeds."
+    )
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        key: str = "",
+        retry_after: float = 0.0,
+        last_error: BaseException | None = None,
+        **context: object,
+    ) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.key = key
+        self.retry_after = retry_after
         self.last_error = last_error
 
 

@@ -23,6 +23,7 @@ from typing import ClassVar, Protocol
 __all__ = [
     "AttemptStarted",
     "CallCompleted",
+    "CircuitChanged",
     "Event",
     "GaveUp",
     "Hook",
@@ -83,6 +84,15 @@ class GaveUp(Event):
     name: ClassVar[str] = "call.failed"
     elapsed: float
     error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitChanged(Event):
+    """The circuit ``key`` went to ``phase`` (``open``, ``half_open`` or ``closed``) during this call's attempt."""
+
+    name: ClassVar[str] = "circuit.changed"
+    key: str
+    phase: str
 
 
 class Hook(Protocol):

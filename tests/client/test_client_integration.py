@@ -25,7 +25,7 @@ from tether.errors import (
     ServerError,
     TransportTimeout,
 )
-from tether.events import Event, RetryScheduled
+from tether.events import CircuitChanged, Event, RetryScheduled
 from tether.testing import FakeClock, Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -376,3 +376,103 @@ def test_a_connection_that_cannot_be_made_in_time_is_a_connect_timeout(make_clie
         for sock in filler:
             sock.close()
         listener.close()
+
+
+# --- circuit breaker (on by default; a small min_calls here) ---------------------------------------------------
+
+BREAKER = tether.CircuitBreaker(min_calls=4, open_for=5.0, max_open_for=60.0)
+NO_RETRY = FAST.replace(retries=0, breaker=BREAKER)
+
+
+def _fail_four(api: Any) -> None:
+    for _ in range(4):
+        with pytest.raises(ServerError):
+            api.get("/down")
+
+
+def test_circuit_opens_after_failures_and_fails_fast_without_calling(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=503))
+    seen: list[Event] = []
+    api = make_client(upstream.url, clock=FakeClock(), policy=NO_RETRY, hooks=[seen.append])
+    _fail_four(api)
+    with pytest.raises(tether.CircuitOpen) as caught:
+        api.get("/down")
+    assert caught.value.retry_after == pytest.approx(5.0, abs=0.01)
+    assert caught.value.key == upstream.url.rstrip("/")
+    assert caught.value.attempts == 0
+    assert len(upstream.requests_for("/down")) == 4  # the fifth call never left
+    (state,) = api.client.circuits().values()
+    assert state.phase == "open"
+    changes = [e for e in seen if isinstance(e, CircuitChanged)]
+    assert [e.phase for e in changes] == ["open"]
+
+
+def test_a_successful_probe_closes_the_circuit(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=503))
+    clock = FakeClock()
+    api = make_client(upstream.url, clock=clock, policy=NO_RETRY)
+    _fail_four(api)
+    clock.advance(5.0)
+    upstream.route("GET", "/down", Reply(json={"back": True}))
+    assert api.get("/down").json() == {"back": True}  # the probe
+    assert [s.phase for s in api.client.circuits().values()] == ["closed"]
+    assert api.get("/down").status_code == 200
+
+
+def test_a_failed_probe_reopens_for_twice_as_long(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=503))
+    clock = FakeClock()
+    api = make_client(upstream.url, clock=clock, policy=NO_RETRY)
+    _fail_four(api)
+    clock.advance(5.0)
+    with pytest.raises(ServerError):
+        api.get("/down")  # the probe fails
+    with pytest.raises(tether.CircuitOpen) as caught:
+        api.get("/down")
+    assert caught.value.retry_after == pytest.approx(10.0, abs=0.01)
+
+
+def test_a_retry_meeting_an_open_circuit_chains_the_last_failure(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=503))
+    api = make_client(upstream.url, clock=FakeClock(), policy=FAST.replace(retries=5, breaker=BREAKER))
+    with pytest.raises(tether.CircuitOpen) as caught:
+        api.get("/down")  # four failing attempts open the circuit; the fifth is refused
+    assert isinstance(caught.value.last_error, ServerError)
+    assert caught.value.__cause__ is caught.value.last_error
+    assert caught.value.attempts == 4
+    assert len(upstream.requests_for("/down")) == 4
+
+
+def test_client_errors_do_not_open_the_circuit(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/missing", Reply(status=404))
+    api = make_client(upstream.url, clock=FakeClock(), policy=NO_RETRY)
+    for _ in range(10):
+        with pytest.raises(tether.NotFound):
+            api.get("/missing")
+    assert [s.phase for s in api.client.circuits().values()] == ["closed"]
+
+
+def test_a_hanging_probe_is_cut_by_its_timeout_and_counts_as_a_failure(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=503))
+    clock = FakeClock()
+    api = make_client(upstream.url, clock=clock, policy=NO_RETRY.replace(attempt_timeout=0.3))
+    _fail_four(api)
+    clock.advance(5.0)
+    upstream.route("GET", "/down", Reply(fault="hang"))
+    with pytest.raises(tether.TransportTimeout):
+        api.get("/down")  # the probe hangs; the real 0.3 s attempt timeout ends it
+    with pytest.raises(tether.CircuitOpen):
+        api.get("/down")
+
+
+def test_each_host_has_its_own_circuit(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/down", Reply(status=503))
+    with Upstream().running() as healthy:
+        healthy.route("GET", "/up", Reply(json={"ok": 1}))
+        api = make_client("", clock=FakeClock(), policy=NO_RETRY)
+        for _ in range(4):
+            with pytest.raises(ServerError):
+                api.get(f"{upstream.url}/down")
+        with pytest.raises(tether.CircuitOpen):
+            api.get(f"{upstream.url}/down")
+        assert api.get(f"{healthy.url}/up").json() == {"ok": 1}

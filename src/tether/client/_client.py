@@ -25,7 +25,7 @@ from tether.client._pagination import PageWalker, Paginator
 from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, AsyncTransport, SyncTransport
 from tether.errors import ConfigurationError
 from tether.events import Hook
-from tether.policies import Policy, RetryBudgetState
+from tether.policies import CircuitSnapshot, Policy, RetryBudgetState
 
 __all__ = ["AsyncClient", "CallOptions", "Client"]
 
@@ -103,6 +103,11 @@ class _ClientBase:
         """The call flow of a call method: its request built from ``options``, the client's auth applied."""
         request = self.build_request(method, url, **options)
         return call_flow(request, options.get("policy") or self.policy, self._env, self._flow_auth)
+
+    def circuits(self) -> dict[str, CircuitSnapshot]:
+        """The state of every circuit this client's calls have used, by key (``scheme://host:port`` by default)."""
+        now = self.clock.monotonic()
+        return {key: state.snapshot(now) for key, state in self._env.circuits().items()}
 
     @property
     def budget(self) -> RetryBudgetState | None:

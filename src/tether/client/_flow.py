@@ -25,6 +25,7 @@ from tether._redaction import redact_url
 from tether.auth import Auth, StaticAuth
 from tether.client._redirects import REDIRECT_STATUSES, follow
 from tether.errors import (
+    CircuitOpen,
     DeadlineExceeded,
     ReadError,
     RetryAfterTooLong,
@@ -34,8 +35,29 @@ from tether.errors import (
     TransportTimeout,
     error_for_response,
 )
-from tether.events import AttemptStarted, CallCompleted, Event, GaveUp, Hook, RetryScheduled, RetrySuppressed
-from tether.policies import GiveUp, Policy, RetryBudgetState, decide, is_retryable, requested_delay
+from tether.events import (
+    AttemptStarted,
+    CallCompleted,
+    CircuitChanged,
+    Event,
+    GaveUp,
+    Hook,
+    RetryScheduled,
+    RetrySuppressed,
+)
+from tether.policies import (
+    CLOSED_ADMISSION,
+    Admitted,
+    CircuitBreaker,
+    CircuitState,
+    GiveUp,
+    Policy,
+    Refused,
+    RetryBudgetState,
+    decide,
+    is_retryable,
+    requested_delay,
+)
 
 __all__ = ["Action", "CallEnv", "Outcome", "Send", "Sleep", "call_flow"]
 
@@ -67,7 +89,7 @@ class CallEnv:
     to another origin.
     """
 
-    __slots__ = ("budget", "clock", "credentials", "hooks", "listening", "random")
+    __slots__ = ("_circuits", "_recent", "budget", "clock", "credentials", "hooks", "listening", "random")
 
     def __init__(
         self,
@@ -84,6 +106,40 @@ class CallEnv:
         self.hooks: tuple[Hook, ...] = (logging_hook, *hooks)
         self.listening = bool(hooks)
         self.random = rand
+        # circuits by breaker setting (its id; the setting is kept alive beside them) and key
+        self._circuits: dict[int, tuple[CircuitBreaker, dict[str, CircuitState]]] = {}
+        self._recent: tuple[CircuitBreaker, str, CircuitState] | None = None  # the last host circuit used
+
+    def circuit_for(self, breaker: CircuitBreaker, method: str, url: str) -> CircuitState:
+        """The circuit a call to ``method url`` belongs to under ``breaker``.
+
+        Most calls of a client go to one host: the last host circuit is remembered, and a URL on the same origin
+        finds it without working out its key.
+        """
+        recent = self._recent
+        if recent is not None and recent[0] is breaker and url.startswith(recent[1]):
+            follows = url[len(recent[1]) : len(recent[1]) + 1]
+            if not follows or follows in "/?#":
+                return recent[2]
+        circuit = self.circuit(breaker, breaker.key(method, url))
+        if breaker.scope == "host":
+            self._recent = (breaker, circuit.key, circuit)
+        return circuit
+
+    def circuit(self, breaker: CircuitBreaker, key: str) -> CircuitState:
+        """The circuit ``key`` under the ``breaker`` setting, created closed on first use."""
+        entry = self._circuits.get(id(breaker))
+        if entry is None:
+            entry = self._circuits.setdefault(id(breaker), (breaker, {}))
+        circuits = entry[1]
+        found = circuits.get(key)
+        if found is None:
+            found = circuits.setdefault(key, CircuitState(breaker, key))
+        return found
+
+    def circuits(self) -> dict[str, CircuitState]:
+        """Every circuit the calls have used, by key (the last setting's, if several settings share a key)."""
+        return {key: state for _, by_key in self._circuits.values() for key, state in by_key.items()}
 
     def emit(self, event: Event) -> None:
         """Send ``event`` to every hook; a failing hook is logged, never allowed to break the call."""
@@ -181,6 +237,10 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     retry_number = 0
     hops = 0
     error: TetherError | None
+    previous: TetherError | None = None  # the last failed attempt's error, for a circuit that opens mid-call
+    breaker = policy.breaker
+    circuit = None if breaker is None else env.circuit_for(breaker, method, request.url)
+    permit: Admitted | Refused | None = None
     now = stats.started if stats.attempts == 0 else clock.monotonic()
     while True:
         remaining = expires_at - now
@@ -191,10 +251,27 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
             timeout = None if remaining == math.inf else remaining
         else:
             timeout = per_attempt if per_attempt < remaining else remaining
+        if circuit is not None:
+            if circuit.closed:
+                permit = CLOSED_ADMISSION
+            else:  # it may turn half-open (or open again) now, or refuse
+                changes = circuit.changes
+                permit = circuit.acquire(now)
+                if circuit.changes != changes:
+                    _announce(env, circuit, request, url, stats.attempts)
+                if type(permit) is Refused:
+                    refused = _circuit_open(permit, now, circuit, request, previous)
+                    raise _gave_up(env, request, stats.attempts, now - stats.started, refused) from previous
+            sent_at = now
         stats.attempts += 1
         if observed:
             env.emit(AttemptStarted(method, url, stats.attempts, timeout))
         outcome = yield Send(request, timeout)
+        if circuit is not None:
+            now = clock.monotonic()
+            failed = type(outcome) is not Response or outcome.status_code in circuit.config.failure_statuses
+            if circuit.record(permit, now, failed, now - sent_at):  # type: ignore[arg-type]
+                _announce(env, circuit, request, url, stats.attempts)
         if type(outcome) is Response:
             status = outcome.status_code
             if status < 400 and status not in statuses:
@@ -208,6 +285,8 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                         hops += 1
                         request, method, retry_number = following, following.method, 0
                         url = redact_url(request.url) if observed else ""
+                        if breaker is not None:
+                            circuit = env.circuit_for(breaker, method, request.url)
                         continue
                 if final and observed:
                     return _finish(outcome, policy, env, stats)
@@ -253,6 +332,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
             max_retry_after=policy.max_retry_after,
         )
         last = error if error is not None else _response_error(outcome, stats, clock, now)
+        previous = last
         if isinstance(decision, GiveUp):
             if decision.reason == "attempts":
                 if isinstance(outcome, Response):
@@ -279,6 +359,25 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
             )
         yield Sleep(decision.seconds)
         now = clock.monotonic()
+
+
+def _announce(env: CallEnv, circuit: CircuitState, request: Request, url: str, attempt: int) -> None:
+    env.emit(CircuitChanged(request.method, url or redact_url(request.url), attempt, circuit.key, circuit.phase))
+
+
+def _circuit_open(
+    refused: Refused, now: float, circuit: CircuitState, request: Request, previous: TetherError | None
+) -> CircuitOpen:
+    key = circuit.key
+    wait = max(0.0, refused.retry_at - now)
+    return CircuitOpen(
+        f"the circuit for {key or 'this client'} is open after repeated failures; next probe in {wait:.3g} s",
+        key=key,
+        retry_after=wait,
+        last_error=previous,
+        method=request.method,
+        url=request.url,
+    )
 
 
 def _next_hop(request: Request, response: Response, env: CallEnv, hops: int, limit: int) -> Request | None:

@@ -6,6 +6,7 @@ they decide.
 
 from tether.policies._decisions import GiveUp, GiveUpReason, Wait
 from tether.policies.backoff import Backoff
+from tether.policies.breaker import CLOSED_ADMISSION, Admitted, CircuitBreaker, CircuitSnapshot, CircuitState, Refused
 from tether.policies.budget import BudgetSnapshot, RetryBudget, RetryBudgetState
 from tether.policies.deadline import Deadline
 from tether.policies.idempotency import IDEMPOTENT_METHODS, Idempotency
@@ -13,15 +14,21 @@ from tether.policies.policy import Policy
 from tether.policies.retry import DEFAULT_RETRY_STATUSES, decide, is_retryable, requested_delay
 
 __all__ = [
+    "CLOSED_ADMISSION",
     "DEFAULT_RETRY_STATUSES",
     "IDEMPOTENT_METHODS",
+    "Admitted",
     "Backoff",
     "BudgetSnapshot",
+    "CircuitBreaker",
+    "CircuitSnapshot",
+    "CircuitState",
     "Deadline",
     "GiveUp",
     "GiveUpReason",
     "Idempotency",
     "Policy",
+    "Refused",
     "RetryBudget",
     "RetryBudgetState",
     "Wait",

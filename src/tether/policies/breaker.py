@@ -28,16 +28,19 @@ from typing import Literal
 
 from tether.errors import ConfigurationError
 
-__all__ = ["Admitted", "CircuitBreaker", "CircuitSnapshot", "CircuitState", "Refused"]
+__all__ = ["CLOSED_ADMISSION", "Admitted", "CircuitBreaker", "CircuitSnapshot", "CircuitState", "Refused"]
 
 Phase = Literal["closed", "open", "half_open"]
+Scope = Literal["host", "endpoint", "client"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CircuitBreaker:
     """When a circuit opens and how it recovers; see the module docstring.
 
-    ``slow_call`` (seconds) enables the slow-call rule; ``None`` disables it.
+    ``slow_call`` (seconds) enables the slow-call rule; ``None`` disables it. ``scope`` says what one circuit
+    covers: a ``host`` (scheme, host and port; the default), an ``endpoint`` (method and URL path), or the whole
+    ``client`` (one provider).
     """
 
     failure_ratio: float = 0.5
@@ -52,6 +55,7 @@ class CircuitBreaker:
     probes: int = 1
     probe_timeout: float = 30.0
     failure_statuses: frozenset[int] = field(default_factory=lambda: frozenset(range(500, 600)))
+    scope: Scope = "host"
 
     def __post_init__(self) -> None:
         problems = []
@@ -65,8 +69,32 @@ class CircuitBreaker:
             problems.append("0 < open_for <= max_open_for, open_multiplier >= 1")
         if self.probes < 1 or not self.probe_timeout > 0:
             problems.append("probes >= 1, probe_timeout > 0")
+        if self.scope not in ("host", "endpoint", "client"):
+            problems.append("scope 'host', 'endpoint' or 'client'")
         if problems:
             raise ConfigurationError(f"CircuitBreaker needs {'; '.join(problems)}; got {self!r}")
+
+    def key(self, method: str, url: str) -> str:
+        """The circuit a call to ``method url`` belongs to, per ``scope``."""
+        if self.scope == "client":
+            return ""
+        start = url.find("//") + 2
+        if self.scope == "host":  # on every call's path: the common shape first
+            slash = url.find("/", start)
+            origin = url if slash < 0 else url[:slash]
+            if "?" not in origin and "#" not in origin and "@" not in origin:
+                return origin
+        end = len(url)
+        for mark in "/?#":
+            found = url.find(mark, start)
+            if 0 <= found < end:
+                end = found
+        origin = url[:end]
+        if "@" in origin:  # never a password in a key (keys appear in events, logs and errors)
+            origin = url[:start] + origin.rpartition("@")[2]
+        if self.scope == "host":
+            return origin
+        return f"{method} {origin}{url[end:].partition('?')[0].partition('#')[0]}"
 
     def is_failure(self, status: int | None) -> bool:
         """Whether an attempt that ended with ``status`` (``None``: a transport error or timeout) failed."""
@@ -100,38 +128,54 @@ class CircuitSnapshot:
     open_until: float | None
 
 
-_CLOSED_PERMIT = Admitted(probe=False, issued=-math.inf)
+CLOSED_ADMISSION = Admitted(probe=False, issued=-math.inf)
+"""What :meth:`CircuitState.acquire` returns for every call while the circuit is closed (one shared object)."""
 
 
 class CircuitState:
-    """The state machine of one circuit (thread-safe; pure apart from its own state: callers pass ``now``)."""
+    """The state machine of the circuit ``key`` (thread-safe; pure apart from its own state: callers pass ``now``)."""
 
     __slots__ = (
+        "_buckets",
         "_calls",
+        "_failure_ratio",
         "_failures",
         "_last_slot",
         "_lock",
+        "_min_calls",
         "_open_until",
         "_phase",
         "_probes_out",
         "_slot_width",
         "_slow",
-        "_totals",
+        "_slow_call",
+        "_slow_ratio",
         "_trips",
+        "changes",
+        "closed",
         "config",
+        "key",
     )
 
-    def __init__(self, config: CircuitBreaker) -> None:
+    def __init__(self, config: CircuitBreaker, key: str = "") -> None:
         self.config = config
+        self.key = key
+        self.changes = 0  # phase changes so far: a caller compares it before and after to see one happen
+        self.closed = True  # phase == "closed", as a plain attribute for the callers' hot path
         self._lock = threading.Lock()
         self._phase: Phase = "closed"
         self._slot_width = config.window / config.buckets
-        # per time slice (bucket slot % buckets): calls, failures, slow calls; _totals holds their sums over the
-        # live buckets, kept up to date as buckets expire, so recording a call is O(1)
+        # the settings record() reads on every call, flattened
+        self._buckets = config.buckets
+        self._min_calls = config.min_calls
+        self._failure_ratio = config.failure_ratio
+        self._slow_call = math.inf if config.slow_call is None else config.slow_call
+        self._slow_ratio = config.slow_ratio if config.slow_call is not None else math.inf
+        # per time slice (bucket slot % buckets): calls, failures, slow calls; a bucket is emptied when its slice
+        # leaves the window, so the sums over all buckets are the window's counts
         self._calls = [0] * config.buckets
         self._failures = [0] * config.buckets
         self._slow = [0] * config.buckets
-        self._totals = [0, 0, 0]
         self._last_slot = 0
         self._trips = 0
         self._open_until = -math.inf
@@ -145,14 +189,16 @@ class CircuitState:
     def acquire(self, now: float) -> Admitted | Refused:
         """May a call start now? A half-open circuit admits at most ``probes`` at a time."""
         if self._phase == "closed":  # the hot path, read without the lock: a stale read only admits one more call
-            return _CLOSED_PERMIT
+            return CLOSED_ADMISSION
         with self._lock:
             if self.phase == "closed":  # re-read under the lock (the property defeats the type checker's narrowing)
-                return _CLOSED_PERMIT
+                return CLOSED_ADMISSION
             if self._phase == "open":
                 if now < self._open_until:
                     return Refused(self._open_until)
                 self._phase = "half_open"
+                self.changes += 1
+                self.closed = False
                 self._probes_out.clear()
             lapsed = [t for t in self._probes_out if now - t >= self.config.probe_timeout]
             if lapsed:  # a probe that never reported: a failure
@@ -164,86 +210,89 @@ class CircuitState:
             self._probes_out.append(now)
             return Admitted(probe=True, issued=now)
 
-    def record(self, permit: Admitted, now: float, *, failed: bool, duration: float) -> None:
-        """Report how an admitted call ended: ``failed`` per the caller's rule, after ``duration`` seconds."""
-        slow = self.config.slow_call is not None and duration >= self.config.slow_call
+    def record(self, permit: Admitted, now: float, failed: bool, duration: float) -> bool:
+        """Report how an admitted call ended; whether that changed the phase.
+
+        ``failed`` follows the caller's rule (:meth:`CircuitBreaker.is_failure`); ``duration`` is in seconds.
+        The trip rule is evaluated when a failure (or slow call) is recorded: a success never opens a circuit.
+        """
+        slow = duration >= self._slow_call
+        if permit.probe:
+            return self._record_probe(permit, now, failed or slow)
+        slot = int(now // self._slot_width)
+        if slot > self._last_slot:
+            with self._lock:
+                self._advance(slot)
+        if not (failed or slow):
+            # on every call's path, without the lock: a race can lose a success, never invent a failure
+            self._calls[slot % self._buckets] += 1
+            return False
         with self._lock:
-            if permit.probe:
-                if permit.issued not in self._probes_out or self._phase != "half_open":
-                    return  # a lapsed probe, already counted as a failure
-                self._probes_out.remove(permit.issued)
-                if failed or slow:
-                    self._trip(now)
-                elif not self._probes_out:
-                    self._close()
-                return
             if self._phase != "closed":
-                return  # a call admitted before the circuit opened: the decision is already made
-            self._count(now, failed=failed, slow=slow)
-            if self._should_trip(now):
+                return False  # a call admitted before the circuit opened: the decision is already made
+            index = slot % self._buckets
+            self._calls[index] += 1
+            self._failures[index] += failed
+            self._slow[index] += slow
+            calls = sum(self._calls)
+            if calls < self._min_calls:
+                return False
+            if sum(self._failures) >= self._failure_ratio * calls or sum(self._slow) >= self._slow_ratio * calls:
                 self._trip(now)
+                return True
+            return False
+
+    def _record_probe(self, permit: Admitted, now: float, failed: bool) -> bool:
+        with self._lock:
+            if permit.issued not in self._probes_out or self._phase != "half_open":
+                return False  # a lapsed probe, already counted as a failure
+            self._probes_out.remove(permit.issued)
+            if failed:
+                self._trip(now)
+                return True
+            if not self._probes_out:
+                self._close()
+                return True
+            return False
 
     def snapshot(self, now: float) -> CircuitSnapshot:
         """The current state (window counts as of ``now``)."""
         with self._lock:
             self._advance(int(now // self._slot_width))
-            calls, failures, slow = self._totals
+            calls, failures, slow = sum(self._calls), sum(self._failures), sum(self._slow)
             open_until = self._open_until if self._phase == "open" else None
             return CircuitSnapshot(self._phase, calls, failures, slow, self._trips, open_until)
 
     # -- internals (called with the lock held) ----------------------------------------------------------
 
     def _advance(self, slot: int) -> None:
-        """Expire the buckets of the slices between the last recorded one and ``slot``."""
+        """Empty the buckets of the slices between the last recorded one and ``slot``: they left the window."""
         last = self._last_slot
         if slot <= last:
             return
-        totals = self._totals
-        for expired in range(last + 1, min(slot, last + self.config.buckets) + 1):
-            index = expired % self.config.buckets
-            totals[0] -= self._calls[index]
-            totals[1] -= self._failures[index]
-            totals[2] -= self._slow[index]
+        for expired in range(last + 1, min(slot, last + self._buckets) + 1):
+            index = expired % self._buckets
             self._calls[index] = self._failures[index] = self._slow[index] = 0
         self._last_slot = slot
-
-    def _count(self, now: float, *, failed: bool, slow: bool) -> None:
-        slot = int(now // self._slot_width)
-        self._advance(slot)
-        index = slot % self.config.buckets
-        totals = self._totals
-        self._calls[index] += 1
-        totals[0] += 1
-        if failed:
-            self._failures[index] += 1
-            totals[1] += 1
-        if slow:
-            self._slow[index] += 1
-            totals[2] += 1
-
-    def _should_trip(self, now: float) -> bool:
-        calls, failures, slow = self._totals
-        if calls < self.config.min_calls:
-            return False
-        if failures >= self.config.failure_ratio * calls:
-            return True
-        return self.config.slow_call is not None and slow >= self.config.slow_ratio * calls
 
     def _trip(self, now: float) -> None:
         config = self.config
         duration = min(config.max_open_for, config.open_for * config.open_multiplier ** min(self._trips, 64))
         self._trips += 1
         self._phase = "open"
+        self.changes += 1
+        self.closed = False
         self._open_until = now + duration
         self._probes_out.clear()
 
     def _close(self) -> None:
         self._phase = "closed"
+        self.changes += 1
+        self.closed = True
         self._trips = 0
         buckets = self.config.buckets
         self._calls, self._failures, self._slow = [0] * buckets, [0] * buckets, [0] * buckets
-        self._totals = [0, 0, 0]
         self._probes_out.clear()
 
     def __repr__(self) -> str:
-        return f"<CircuitState {self._phase} trips={self._trips}>"
+        return f"<CircuitState {self.key!r} {self._phase} trips={self._trips}>"

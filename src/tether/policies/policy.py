@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from tether.errors import ConfigurationError
 from tether.policies.backoff import Backoff
+from tether.policies.breaker import CircuitBreaker
 from tether.policies.budget import RetryBudget
 from tether.policies.idempotency import Idempotency
 from tether.policies.retry import DEFAULT_RETRY_STATUSES
@@ -34,6 +35,7 @@ class Policy:
     - ``idempotency``: key generation for unsafe methods (``None``: no keys, so POST/PATCH are not retried
       unless the caller sets the key header itself).
     - ``raise_for_status``: raise the typed error for a final 4xx/5xx response instead of returning it.
+    - ``breaker``: the circuit breaker (``None`` disables it); a client keeps one circuit per host by default.
     - ``max_redirects``: how many redirects a call follows (0: none, the 3xx response is returned); more is a
       ``ReadError``. Credentials never follow a redirect to another origin (see :mod:`tether.client`).
     """
@@ -47,6 +49,7 @@ class Policy:
     budget: RetryBudget | None = field(default_factory=RetryBudget)
     idempotency: Idempotency | None = field(default_factory=Idempotency)
     raise_for_status: bool = True
+    breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)
     max_redirects: int = 10
 
     def __post_init__(self) -> None:
