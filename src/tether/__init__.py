@@ -56,7 +56,7 @@ from tether.errors import (
     Unprocessable,
 )
 from tether.events import Hook
-from tether.policies import Backoff, CircuitBreaker, Idempotency, Policy, RetryBudget
+from tether.policies import Backoff, CircuitBreaker, Idempotency, Policy, RateLimit, RetryBudget
 
 __all__ = [
     "APIKey",
@@ -94,6 +94,7 @@ __all__ = [
     "PaginationError",
     "Paginator",
     "Policy",
+    "RateLimit",
     "RateLimited",
     "ReadError",
     "Request",

@@ -476,3 +476,33 @@ def test_each_host_has_its_own_circuit(upstream: Upstream, make_client: Any) -> 
         with pytest.raises(tether.CircuitOpen):
             api.get(f"{upstream.url}/down")
         assert api.get(f"{healthy.url}/up").json() == {"ok": 1}
+
+
+# --- declared rate limits ---------------------------------------------------------------------------------------
+
+
+def test_declared_rate_limit_spaces_calls_on_the_clock(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/quota", Reply(json={}))
+    clock = FakeClock()
+    api = make_client(upstream.url, clock=clock, policy=FAST.replace(rate_limits=(tether.RateLimit(2, per=1.0),)))
+    started = clock.monotonic()
+    for _ in range(5):
+        api.get("/quota")
+    assert len(upstream.requests_for("/quota")) == 5
+    assert clock.monotonic() - started == pytest.approx(1.5)  # 2 at once, then one every 0.5 s
+
+
+def test_a_call_that_would_wait_past_its_deadline_is_rate_limited_at_once(upstream: Upstream, make_client: Any) -> None:
+    upstream.route("GET", "/quota", Reply(json={}))
+    clock = FakeClock()
+    policy = FAST.replace(deadline=1.0, rate_limits=(tether.RateLimit(1, per=10.0),))
+    api = make_client(upstream.url, clock=clock, policy=policy)
+    api.get("/quota")
+    before = clock.monotonic()
+    with pytest.raises(tether.RateLimited) as caught:
+        api.get("/quota")
+    assert caught.value.retry_after == pytest.approx(10.0)
+    assert caught.value.response is None  # refused by tether, not by the server
+    assert caught.value.attempts == 0
+    assert clock.monotonic() == before  # no sleep
+    assert len(upstream.requests_for("/quota")) == 1

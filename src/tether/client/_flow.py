@@ -27,6 +27,7 @@ from tether.client._redirects import REDIRECT_STATUSES, follow
 from tether.errors import (
     CircuitOpen,
     DeadlineExceeded,
+    RateLimited,
     ReadError,
     RetryAfterTooLong,
     RetryBudgetExhausted,
@@ -51,13 +52,16 @@ from tether.policies import (
     CircuitBreaker,
     CircuitState,
     GiveUp,
+    Limiter,
     Policy,
+    RateLimit,
     Refused,
     RetryBudgetState,
     decide,
     is_retryable,
     requested_delay,
 )
+from tether.policies._scope import scope_key
 
 __all__ = ["Action", "CallEnv", "Outcome", "Send", "Sleep", "call_flow"]
 
@@ -89,7 +93,7 @@ class CallEnv:
     to another origin.
     """
 
-    __slots__ = ("_circuits", "_recent", "budget", "clock", "credentials", "hooks", "listening", "random")
+    __slots__ = ("_circuits", "_limiters", "_recent", "budget", "clock", "credentials", "hooks", "listening", "random")
 
     def __init__(
         self,
@@ -109,6 +113,20 @@ class CallEnv:
         # circuits by breaker setting (its id; the setting is kept alive beside them) and key
         self._circuits: dict[int, tuple[CircuitBreaker, dict[str, CircuitState]]] = {}
         self._recent: tuple[CircuitBreaker, str, CircuitState] | None = None  # the last host circuit used
+        # limiters by their quotas (the tuple's id; the tuple is kept alive beside them) and key
+        self._limiters: dict[int, tuple[tuple[RateLimit, ...], dict[str, Limiter]]] = {}
+
+    def limiter_for(self, policy: Policy, method: str, url: str) -> Limiter:
+        """The limiter of the quotas ``policy.rate_limits`` for a call to ``method url``."""
+        limits = policy.rate_limits
+        entry = self._limiters.get(id(limits))
+        if entry is None:
+            entry = self._limiters.setdefault(id(limits), (limits, {}))
+        key = scope_key(policy.rate_limit_scope, method, url)
+        found = entry[1].get(key)
+        if found is None:
+            found = entry[1].setdefault(key, Limiter(limits, key))
+        return found
 
     def circuit_for(self, breaker: CircuitBreaker, method: str, url: str) -> CircuitState:
         """The circuit a call to ``method url`` belongs to under ``breaker``.
@@ -247,6 +265,17 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
         if remaining <= 0:
             expired = DeadlineExceeded(f"deadline of {policy.deadline:g} s exceeded", method=method, url=request.url)
             raise _gave_up(env, request, stats.attempts, now - stats.started, expired)
+        if policy.rate_limits:
+            wait = env.limiter_for(policy, method, request.url).reserve(now, remaining)
+            if wait >= remaining:  # not booked (or no time would be left): refuse now rather than sleep
+                refused_here = _locally_limited(policy, request, wait)
+                raise _gave_up(env, request, stats.attempts, now - stats.started, refused_here) from previous
+            if wait > 0:
+                yield Sleep(wait)
+                now = clock.monotonic()
+                remaining = expires_at - now
+                if remaining <= 0:
+                    continue
         if per_attempt is None:
             timeout = None if remaining == math.inf else remaining
         else:
@@ -363,6 +392,21 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
 
 def _announce(env: CallEnv, circuit: CircuitState, request: Request, url: str, attempt: int) -> None:
     env.emit(CircuitChanged(request.method, url or redact_url(request.url), attempt, circuit.key, circuit.phase))
+
+
+def _locally_limited(policy: Policy, request: Request, wait: float) -> RateLimited:
+    key = scope_key(policy.rate_limit_scope, request.method, request.url)
+    limits = ", ".join(f"{limit.rate}/{limit.per:g} s" for limit in policy.rate_limits)
+    return RateLimited(
+        f"the declared rate limits ({limits}) for {key or 'this client'} allow the next call in {wait:.3g} s, "
+        "after this call's deadline; tether did not send it",
+        status_code=429,
+        headers=[],
+        body_excerpt="",
+        retry_after=wait,
+        method=request.method,
+        url=request.url,
+    )
 
 
 def _circuit_open(

@@ -10,6 +10,7 @@ from tether.policies.breaker import CLOSED_ADMISSION, Admitted, CircuitBreaker, 
 from tether.policies.budget import BudgetSnapshot, RetryBudget, RetryBudgetState
 from tether.policies.deadline import Deadline
 from tether.policies.idempotency import IDEMPOTENT_METHODS, Idempotency
+from tether.policies.limiter import Limiter, RateLimit
 from tether.policies.policy import Policy
 from tether.policies.retry import DEFAULT_RETRY_STATUSES, decide, is_retryable, requested_delay
 
@@ -27,7 +28,9 @@ __all__ = [
     "GiveUp",
     "GiveUpReason",
     "Idempotency",
+    "Limiter",
     "Policy",
+    "RateLimit",
     "Refused",
     "RetryBudget",
     "RetryBudgetState",

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tether.errors import ConfigurationError
+from tether.policies._scope import Scope, scope_key
 
 __all__ = ["CLOSED_ADMISSION", "Admitted", "CircuitBreaker", "CircuitSnapshot", "CircuitState", "Refused"]
 
 Phase = Literal["closed", "open", "half_open"]
-Scope = Literal["host", "endpoint", "client"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,25 +76,7 @@ class CircuitBreaker:
 
     def key(self, method: str, url: str) -> str:
         """The circuit a call to ``method url`` belongs to, per ``scope``."""
-        if self.scope == "client":
-            return ""
-        start = url.find("//") + 2
-        if self.scope == "host":  # on every call's path: the common shape first
-            slash = url.find("/", start)
-            origin = url if slash < 0 else url[:slash]
-            if "?" not in origin and "#" not in origin and "@" not in origin:
-                return origin
-        end = len(url)
-        for mark in "/?#":
-            found = url.find(mark, start)
-            if 0 <= found < end:
-                end = found
-        origin = url[:end]
-        if "@" in origin:  # never a password in a key (keys appear in events, logs and errors)
-            origin = url[:start] + origin.rpartition("@")[2]
-        if self.scope == "host":
-            return origin
-        return f"{method} {origin}{url[end:].partition('?')[0].partition('#')[0]}"
+        return scope_key(self.scope, method, url)
 
     def is_failure(self, status: int | None) -> bool:
         """Whether an attempt that ended with ``status`` (``None``: a transport error or timeout) failed."""

@@ -12,10 +12,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from tether.errors import ConfigurationError
+from tether.policies._scope import Scope
 from tether.policies.backoff import Backoff
 from tether.policies.breaker import CircuitBreaker
 from tether.policies.budget import RetryBudget
 from tether.policies.idempotency import Idempotency
+from tether.policies.limiter import RateLimit
 from tether.policies.retry import DEFAULT_RETRY_STATUSES
 
 __all__ = ["Policy"]
@@ -36,6 +38,9 @@ class Policy:
       unless the caller sets the key header itself).
     - ``raise_for_status``: raise the typed error for a final 4xx/5xx response instead of returning it.
     - ``breaker``: the circuit breaker (``None`` disables it); a client keeps one circuit per host by default.
+    - ``rate_limits``: the provider's declared quotas, e.g. ``(RateLimit(10), RateLimit(1000, per=3600))``; calls
+      wait for a slot, and one whose wait would pass its deadline raises ``RateLimited`` at once, without waiting.
+    - ``rate_limit_scope``: what one set of quotas covers: each ``host`` (the default), ``endpoint`` or the ``client``.
     - ``max_redirects``: how many redirects a call follows (0: none, the 3xx response is returned); more is a
       ``ReadError``. Credentials never follow a redirect to another origin (see :mod:`tether.client`).
     """
@@ -50,6 +55,8 @@ class Policy:
     idempotency: Idempotency | None = field(default_factory=Idempotency)
     raise_for_status: bool = True
     breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)
+    rate_limits: tuple[RateLimit, ...] = ()
+    rate_limit_scope: Scope = "host"
     max_redirects: int = 10
 
     def __post_init__(self) -> None:
@@ -61,6 +68,12 @@ class Policy:
             raise ConfigurationError(f"Policy.retries must be >= 0, got {self.retries!r}")
         if self.max_redirects < 0:
             raise ConfigurationError(f"Policy.max_redirects must be >= 0, got {self.max_redirects!r}")
+        if not isinstance(self.rate_limits, tuple):
+            object.__setattr__(self, "rate_limits", tuple(self.rate_limits))
+        if self.rate_limit_scope not in ("host", "endpoint", "client"):
+            raise ConfigurationError(
+                f"Policy.rate_limit_scope must be host, endpoint or client, got {self.rate_limit_scope!r}"
+            )
         if not isinstance(self.retry_statuses, frozenset):
             object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
 
