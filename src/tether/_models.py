@@ -12,13 +12,15 @@ from __future__ import annotations
 import json as _json
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from tether.errors import error_for_response
 
 __all__ = ["Headers", "HeadersLike", "Request", "Response"]
+
+_T = TypeVar("_T")
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 """What a caller may pass as headers: a mapping, ``Headers``, or (name, value) pairs."""
@@ -53,6 +55,20 @@ class Headers(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._data[name]
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+    @overload
+    def get(self, name: str, default: _T) -> str | _T: ...
+    def get(self, name: str, default: object = None) -> object:
+        """The first value of header ``name``, or ``default`` (a C lookup: no exception for a missing header)."""
+        return self._data.get(name, default)
+
+    def _settle(self) -> Headers:
+        """Ready to read: the same object (see :class:`UndecodedHeaders`)."""
+        return self
 
     def get_list(self, name: str) -> list[str]:
         """Every value of header ``name``, in order (empty if absent)."""
@@ -128,6 +144,10 @@ class UndecodedHeaders(Headers):
 
     def __getitem__(self, name: str) -> str:
         return self._settle()[name]
+
+    def get(self, name: str, default: object = None) -> object:  # type: ignore[override]
+        """The first value of header ``name``, or ``default``."""
+        return self._settle()._data.get(name, default)
 
     def get_list(self, name: str) -> list[str]:
         """Every value of header ``name``, in order (empty if absent)."""

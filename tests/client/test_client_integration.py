@@ -129,12 +129,26 @@ def test_retry_after_too_long_raises_without_waiting(upstream: Upstream, make_cl
 def test_quota_real_wait_is_never_earlier_than_retry_after(upstream: Upstream, make_client: Any) -> None:
     """Real time: a 429 from the quota says Retry-After: 1; the retry must arrive no earlier."""
     upstream.quota("GET", "/q", limit=1, window=1.0)
-    api = make_client(upstream.url, policy=FAST)
+    api = make_client(upstream.url, policy=FAST.replace(learn_rate_limits=False))
     api.get("/q")
     api.get("/q")  # 429 with Retry-After, then success after the wait
     seen = upstream.requests_for("/q")
     assert len(seen) == 3
     assert seen[2].received_at - seen[1].received_at >= 1.0 - 0.01
+
+
+def test_learned_quota_paces_calls_so_the_provider_never_answers_429(upstream: Upstream, make_client: Any) -> None:
+    """Real time: the quota's headers say how many calls remain until the reset; tether spreads its calls and
+    waits for the reset instead of spending the quota and collecting 429s."""
+    upstream.quota("GET", "/q", limit=3, window=1.0)
+    api = make_client(upstream.url, policy=FAST)
+    started = time.monotonic()
+    statuses = [api.get("/q").status_code for _ in range(7)]
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 7
+    seen = upstream.requests_for("/q")
+    assert len(seen) == 7  # not one 429 (a 429 would be retried: an eighth request)
+    assert elapsed >= 1.0  # seven calls at three per second take more than two windows' worth of waiting
 
 
 @pytest.mark.parametrize("fault", ["reset", "close", "truncate"])

@@ -62,6 +62,7 @@ from tether.policies import (
     requested_delay,
 )
 from tether.policies._scope import scope_key
+from tether.policies.quota_headers import read_quota
 
 __all__ = ["Action", "CallEnv", "Outcome", "Send", "Sleep", "call_flow"]
 
@@ -258,6 +259,8 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     previous: TetherError | None = None  # the last failed attempt's error, for a circuit that opens mid-call
     breaker = policy.breaker
     circuit = None if breaker is None else env.circuit_for(breaker, method, request.url)
+    limiting = bool(policy.rate_limits) or policy.learn_rate_limits
+    limiter = env.limiter_for(policy, method, request.url) if limiting else None
     permit: Admitted | Refused | None = None
     now = stats.started if stats.attempts == 0 else clock.monotonic()
     while True:
@@ -265,8 +268,8 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
         if remaining <= 0:
             expired = DeadlineExceeded(f"deadline of {policy.deadline:g} s exceeded", method=method, url=request.url)
             raise _gave_up(env, request, stats.attempts, now - stats.started, expired)
-        if policy.rate_limits:
-            wait = env.limiter_for(policy, method, request.url).reserve(now, remaining)
+        if limiter is not None:
+            wait = limiter.reserve(now, remaining)
             if wait >= remaining:  # not booked (or no time would be left): refuse now rather than sleep
                 refused_here = _locally_limited(policy, request, wait)
                 raise _gave_up(env, request, stats.attempts, now - stats.started, refused_here) from previous
@@ -303,6 +306,10 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 _announce(env, circuit, request, url, stats.attempts)
         if type(outcome) is Response:
             status = outcome.status_code
+            if limiter is not None and policy.learn_rate_limits:
+                quota = read_quota(status, outcome.headers.get, clock.time)
+                if quota is not None:
+                    limiter.learn(clock.monotonic(), quota.remaining, quota.reset_after)
             if status < 400 and status not in statuses:
                 if status >= 300 and status in REDIRECT_STATUSES and policy.max_redirects:
                     now = clock.monotonic()
@@ -316,6 +323,8 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                         url = redact_url(request.url) if observed else ""
                         if breaker is not None:
                             circuit = env.circuit_for(breaker, method, request.url)
+                        if limiting:
+                            limiter = env.limiter_for(policy, method, request.url)
                         continue
                 if final and observed:
                     return _finish(outcome, policy, env, stats)

@@ -1,4 +1,4 @@
-"""Rate limiting: declared quotas, as a pure state machine.
+"""Rate limiting: declared quotas and pacing learned from the provider, as a pure state machine.
 
 A :class:`RateLimit` is one quota ("10 per second", "1000 per hour", with a burst); :class:`Limiter` is the state
 of one key (a host by default) under several quotas at once. It implements GCRA, the generic cell rate algorithm:
@@ -8,7 +8,9 @@ GCRA needs one number per quota and no refill arithmetic.
 
 :meth:`Limiter.reserve` answers "how long must this call wait?" and books the call's slot in every quota only if
 the caller accepts that wait (``max_wait``): a call that would wait past its deadline takes nothing, so refusing it
-costs the others nothing. Callers pass ``now`` (monotonic seconds); nothing here sleeps.
+costs the others nothing. :meth:`Limiter.learn` adds what the provider announced (see
+:mod:`tether.policies.quota_headers`): ``remaining`` calls until a reset are spread evenly up to it. Callers pass
+``now`` (monotonic seconds); nothing here sleeps.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from tether.errors import ConfigurationError
 
 __all__ = ["Limiter", "RateLimit"]
+
+_NEGLIGIBLE = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +53,17 @@ class RateLimit:
 class Limiter:
     """The GCRA state of one key under ``limits`` (thread-safe; pure apart from its own state)."""
 
-    __slots__ = ("_intervals", "_lock", "_tats", "_tolerances", "key", "limits")
+    __slots__ = (
+        "_intervals",
+        "_learned_interval",
+        "_learned_tat",
+        "_learned_until",
+        "_lock",
+        "_tats",
+        "_tolerances",
+        "key",
+        "limits",
+    )
 
     def __init__(self, limits: tuple[RateLimit, ...], key: str = "") -> None:
         self.limits = limits
@@ -58,6 +72,27 @@ class Limiter:
         self._tolerances = [limit.tolerance for limit in limits]
         self._tats = [-math.inf] * len(limits)
         self._lock = threading.Lock()
+        # pacing learned from the provider (learn()): calls spaced by _learned_interval until _learned_until
+        self._learned_interval = 0.0
+        self._learned_tat = -math.inf
+        self._learned_until = -math.inf
+
+    def learn(self, now: float, remaining: int, reset_after: float) -> None:
+        """The provider says ``remaining`` calls are allowed over the next ``reset_after`` seconds.
+
+        They are spread evenly over that time (none before it, when ``remaining`` is 0), instead of being spent at
+        once, which would leave the client stalled until the reset.
+        """
+        with self._lock:
+            if reset_after <= 0:
+                self._learned_until = -math.inf
+                return
+            self._learned_until = now + reset_after
+            if remaining <= 0:
+                self._learned_interval = 0.0
+                self._learned_tat = max(self._learned_tat, now + reset_after)
+            else:
+                self._learned_interval = reset_after / remaining
 
     def reserve(self, now: float, max_wait: float = math.inf) -> float:
         """The wait before a call may go (0: at once), in seconds.
@@ -65,17 +100,24 @@ class Limiter:
         The call's slot is booked when that wait is at most ``max_wait``; otherwise nothing is booked and the
         (longer) wait is returned, for the caller to refuse the call.
         """
+        learning = now < self._learned_until or now < self._learned_tat
+        if not self.limits and not learning:  # nothing declared, nothing learned: the common case, lock-free
+            return 0.0
         with self._lock:
             tats = self._tats
-            wait = 0.0
+            wait = max(0.0, self._learned_tat - now) if learning else 0.0
             for tat, tolerance in zip(tats, self._tolerances, strict=True):
                 ready = tat - tolerance - now
                 wait = max(wait, ready)
+            if wait < _NEGLIGIBLE:  # float dust from adding up intervals is not a wait
+                wait = 0.0
             if wait > max_wait:
                 return wait
             start = now + wait
             for index, interval in enumerate(self._intervals):
                 tats[index] = max(tats[index], start) + interval
+            if start < self._learned_until:
+                self._learned_tat = max(self._learned_tat, start) + self._learned_interval
             return wait
 
     def __repr__(self) -> str:

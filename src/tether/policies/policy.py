@@ -40,6 +40,8 @@ class Policy:
     - ``breaker``: the circuit breaker (``None`` disables it); a client keeps one circuit per host by default.
     - ``rate_limits``: the provider's declared quotas, e.g. ``(RateLimit(10), RateLimit(1000, per=3600))``; calls
       wait for a slot, and one whose wait would pass its deadline raises ``RateLimited`` at once, without waiting.
+    - ``learn_rate_limits``: pace calls by the quota the provider announces in its headers (``RateLimit``,
+      ``X-RateLimit-*``, Shopify's call limit, ``Retry-After`` on 429/503), so it never needs to answer 429.
     - ``rate_limit_scope``: what one set of quotas covers: each ``host`` (the default), ``endpoint`` or the ``client``.
     - ``max_redirects``: how many redirects a call follows (0: none, the 3xx response is returned); more is a
       ``ReadError``. Credentials never follow a redirect to another origin (see :mod:`tether.client`).
@@ -56,6 +58,7 @@ class Policy:
     raise_for_status: bool = True
     breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)
     rate_limits: tuple[RateLimit, ...] = ()
+    learn_rate_limits: bool = True
     rate_limit_scope: Scope = "host"
     max_redirects: int = 10
 

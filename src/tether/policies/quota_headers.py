@@ -1,0 +1,94 @@
+"""Reading a provider's quota from its response headers, to pace calls before it answers 429.
+
+Each dialect becomes a :class:`Quota`: ``remaining`` calls allowed over the next ``reset_after`` seconds.
+
+- IETF draft-ietf-httpapi-ratelimit-headers, draft-07 and later: ``RateLimit: "policy";r=<remaining>;t=<reset>``;
+  earlier drafts: ``RateLimit: limit=…, remaining=…, reset=…`` or ``RateLimit-Remaining`` with ``RateLimit-Reset``.
+- The widespread ``X-RateLimit-Remaining`` with ``X-RateLimit-Reset`` (delta seconds, or a Unix time in seconds
+  or milliseconds, as GitHub sends it).
+- Shopify's leaky bucket, ``X-Shopify-Shop-Api-Call-Limit: <used>/<size>``: the bucket leaks ``size / 20`` calls
+  a second (2/s for 40, 4/s for 80, as Shopify documents), so it is empty after ``used / leak`` seconds, during
+  which ``size`` calls fit: a quota of ``size`` over ``used / leak`` seconds, which paces at the leak rate as the
+  bucket fills.
+- ``Retry-After`` on a 429 or 503: nothing remains until then.
+
+Pure and never raising: an unreadable header is no header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tether._retry_after import parse_reset, parse_retry_after
+
+__all__ = ["Quota", "read_quota"]
+
+GetHeader = Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """``remaining`` calls allowed over the next ``reset_after`` seconds."""
+
+    remaining: int
+    reset_after: float
+
+
+def _count(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() else None
+
+
+def _structured(value: str, wall: Callable[[], float]) -> Quota | None:
+    remaining: int | None = None
+    reset: float | None = None
+    for item in value.split(","):
+        for param in item.split(";"):
+            key, sep, raw = param.strip().partition("=")
+            key = key.strip().lower()
+            if not sep:
+                continue
+            if key in ("r", "remaining"):
+                remaining = _count(raw)
+            elif key in ("t", "reset"):
+                reset = parse_reset(raw, wall())
+    if remaining is None or reset is None:
+        return None
+    return Quota(remaining, reset)
+
+
+def _shopify(value: str) -> Quota | None:
+    used_text, sep, size_text = value.partition("/")
+    used, size = _count(used_text), _count(size_text)
+    if not sep or used is None or not size:
+        return None
+    return Quota(size, used / (size / 20.0))
+
+
+def read_quota(status: int, get_header: GetHeader, wall: Callable[[], float]) -> Quota | None:
+    """The quota a response announces, or ``None``; ``wall()`` is wall-clock time (for epoch reset values).
+
+    Called on every response: the common case, no quota header, costs a few lookups and reads no clock.
+    """
+    if status in (429, 503):
+        retry_after = get_header("retry-after")
+        delay = parse_retry_after(retry_after, wall()) if retry_after is not None else None
+        if delay is not None:
+            return Quota(0, delay)
+    structured = get_header("ratelimit")
+    if structured is not None:
+        quota = _structured(structured, wall)
+        if quota is not None:
+            return quota
+    for prefix in ("x-ratelimit-", "ratelimit-"):
+        remaining = _count(get_header(prefix + "remaining"))
+        if remaining is not None:
+            raw_reset = get_header(prefix + "reset")
+            reset = parse_reset(raw_reset, wall()) if raw_reset is not None else None
+            if reset is not None:
+                return Quota(remaining, reset)
+    shopify = get_header("x-shopify-shop-api-call-limit")
+    return _shopify(shopify) if shopify is not None else None
