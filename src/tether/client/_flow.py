@@ -62,7 +62,7 @@ from tether.policies import (
     requested_delay,
 )
 from tether.policies._scope import scope_key
-from tether.policies.quota_headers import read_quota
+from tether.policies.quota_headers import announces_quota, read_quota
 
 __all__ = ["Action", "CallEnv", "Outcome", "Send", "Sleep", "call_flow"]
 
@@ -94,7 +94,18 @@ class CallEnv:
     to another origin.
     """
 
-    __slots__ = ("_circuits", "_limiters", "_recent", "budget", "clock", "credentials", "hooks", "listening", "random")
+    __slots__ = (
+        "_circuits",
+        "_limiters",
+        "_recent",
+        "budget",
+        "clock",
+        "credentials",
+        "hooks",
+        "listening",
+        "pacing",
+        "random",
+    )
 
     def __init__(
         self,
@@ -116,6 +127,9 @@ class CallEnv:
         self._recent: tuple[CircuitBreaker, str, CircuitState] | None = None  # the last host circuit used
         # limiters by their quotas (the tuple's id; the tuple is kept alive beside them) and key
         self._limiters: dict[int, tuple[tuple[RateLimit, ...], dict[str, Limiter]]] = {}
+        # whether any response has announced a quota yet: until one does, calls without declared limits skip
+        # the limiter entirely (most providers never announce one)
+        self.pacing = False
 
     def limiter_for(self, policy: Policy, method: str, url: str) -> Limiter:
         """The limiter of the quotas ``policy.rate_limits`` for a call to ``method url``."""
@@ -259,8 +273,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     previous: TetherError | None = None  # the last failed attempt's error, for a circuit that opens mid-call
     breaker = policy.breaker
     circuit = None if breaker is None else env.circuit_for(breaker, method, request.url)
-    limiting = bool(policy.rate_limits) or policy.learn_rate_limits
-    limiter = env.limiter_for(policy, method, request.url) if limiting else None
+    limiter = env.limiter_for(policy, method, request.url) if policy.rate_limits or env.pacing else None
     permit: Admitted | Refused | None = None
     now = stats.started if stats.attempts == 0 else clock.monotonic()
     while True:
@@ -306,10 +319,13 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 _announce(env, circuit, request, url, stats.attempts)
         if type(outcome) is Response:
             status = outcome.status_code
-            if limiter is not None and policy.learn_rate_limits:
+            if policy.learn_rate_limits and announces_quota(outcome.headers, status):
                 quota = read_quota(status, outcome.headers.get, clock.time)
                 if quota is not None:
+                    if limiter is None:
+                        limiter = env.limiter_for(policy, method, request.url)
                     limiter.learn(clock.monotonic(), quota.remaining, quota.reset_after)
+                    env.pacing = True
             if status < 400 and status not in statuses:
                 if status >= 300 and status in REDIRECT_STATUSES and policy.max_redirects:
                     now = clock.monotonic()
@@ -323,7 +339,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                         url = redact_url(request.url) if observed else ""
                         if breaker is not None:
                             circuit = env.circuit_for(breaker, method, request.url)
-                        if limiting:
+                        if policy.rate_limits or env.pacing:
                             limiter = env.limiter_for(policy, method, request.url)
                         continue
                 if final and observed:

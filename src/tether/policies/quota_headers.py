@@ -17,12 +17,12 @@ Pure and never raising: an unreadable header is no header.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from tether._retry_after import parse_reset, parse_retry_after
 
-__all__ = ["Quota", "read_quota"]
+__all__ = ["Quota", "announces_quota", "read_quota"]
 
 GetHeader = Callable[[str], str | None]
 
@@ -66,6 +66,20 @@ def _shopify(value: str) -> Quota | None:
     if not sep or used is None or not size:
         return None
     return Quota(size, used / (size / 20.0))
+
+
+def announces_quota(headers: Container[str], status: int) -> bool:
+    """Whether a response with these (case-insensitive) header names may announce a quota.
+
+    The cheap check made on every response before :func:`read_quota`.
+    """
+    return (
+        "ratelimit" in headers
+        or "x-ratelimit-remaining" in headers
+        or "ratelimit-remaining" in headers
+        or "x-shopify-shop-api-call-limit" in headers
+        or (status in (429, 503) and "retry-after" in headers)
+    )
 
 
 def read_quota(status: int, get_header: GetHeader, wall: Callable[[], float]) -> Quota | None:
