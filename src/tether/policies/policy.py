@@ -37,7 +37,8 @@ class Policy:
     - ``idempotency``: key generation for unsafe methods (``None``: no keys, so POST/PATCH are not retried
       unless the caller sets the key header itself).
     - ``raise_for_status``: raise the typed error for a final 4xx/5xx response instead of returning it.
-    - ``breaker``: the circuit breaker (``None`` disables it); a client keeps one circuit per host by default.
+    - ``breaker``: the circuit breaker, e.g. ``CircuitBreaker()`` (``None``, the default for now, disables it); a
+      client keeps one circuit per host by default.
     - ``rate_limits``: the provider's declared quotas, e.g. ``(RateLimit(10), RateLimit(1000, per=3600))``; calls
       wait for a slot, and one whose wait would pass its deadline raises ``RateLimited`` at once, without waiting.
     - ``learn_rate_limits``: pace calls by the quota the provider announces in its headers (``RateLimit``,
@@ -56,7 +57,7 @@ class Policy:
     budget: RetryBudget | None = field(default_factory=RetryBudget)
     idempotency: Idempotency | None = field(default_factory=Idempotency)
     raise_for_status: bool = True
-    breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)
+    breaker: CircuitBreaker | None = None
     rate_limits: tuple[RateLimit, ...] = ()
     learn_rate_limits: bool = True
     rate_limit_scope: Scope = "host"
