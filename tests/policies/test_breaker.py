@@ -223,3 +223,27 @@ def test_invariants_hold_for_any_history(steps: list[tuple[float, str]], probes:
             last_open = length
         elif circuit.phase == "closed":
             last_open = None
+
+
+def test_threads_recording_at_once_never_invent_failures_or_break_the_window() -> None:
+    """The sync client shares circuits between threads: successes are counted without the lock (a race may lose
+    one), failures under it; the counts stay within bounds and the trip decision stays sound."""
+    import threading
+
+    circuit = CircuitState(CircuitBreaker(min_calls=1_000_000, window=60.0))  # never trips here
+    permit = circuit.acquire(0.0)
+    assert isinstance(permit, Admitted)
+
+    def work(failing: bool) -> None:
+        for i in range(2_000):
+            circuit.record(permit, 1.0 + i * 1e-4, failing and i % 10 == 0, 0.01)
+
+    threads = [threading.Thread(target=work, args=(n % 2 == 0,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    snapshot = circuit.snapshot(2.0)
+    assert snapshot.failures == 4 * 200  # failures are counted under the lock: exact
+    assert snapshot.failures <= snapshot.calls <= 8 * 2_000
+    assert circuit.phase == "closed"
