@@ -17,6 +17,7 @@ import math
 import random
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from tether._clock import Clock
 from tether._logging import logger, logging_hook
@@ -87,6 +88,33 @@ Outcome = Response | TransportError | None
 """What the shell sends back: the response or transport error of a ``Send``; ``None`` after a ``Sleep``."""
 
 
+S = TypeVar("S")
+V = TypeVar("V")
+
+
+class _Registry(Generic[S, V]):
+    """Per-key states under a setting (found by its id; the setting is kept alive beside them), made on first use."""
+
+    __slots__ = ("_by_setting",)
+
+    def __init__(self) -> None:
+        self._by_setting: dict[int, tuple[S, dict[str, V]]] = {}
+
+    def get(self, setting: S, key: str, make: Callable[[S, str], V]) -> V:
+        """The state ``key`` under ``setting``; ``make(setting, key)`` builds it the first time."""
+        entry = self._by_setting.get(id(setting))
+        if entry is None:
+            entry = self._by_setting.setdefault(id(setting), (setting, {}))
+        found = entry[1].get(key)
+        if found is None:
+            found = entry[1].setdefault(key, make(setting, key))
+        return found
+
+    def by_key(self) -> dict[str, V]:
+        """Every state, by key (the last setting's, if several settings share a key)."""
+        return {key: state for _, states in self._by_setting.values() for key, state in states.items()}
+
+
 class CallEnv:
     """What a client's calls share: the clock, the retry budget state, the hooks and the random source.
 
@@ -122,26 +150,26 @@ class CallEnv:
         self.hooks: tuple[Hook, ...] = (logging_hook, *hooks)
         self.listening = bool(hooks)
         self.random = rand
-        # circuits by breaker setting (its id; the setting is kept alive beside them) and key
-        self._circuits: dict[int, tuple[CircuitBreaker, dict[str, CircuitState]]] = {}
+        self._circuits: _Registry[CircuitBreaker, CircuitState] = _Registry()
         self._recent: tuple[CircuitBreaker, str, CircuitState] | None = None  # the last host circuit used
-        # limiters by their quotas (the tuple's id; the tuple is kept alive beside them) and key
-        self._limiters: dict[int, tuple[tuple[RateLimit, ...], dict[str, Limiter]]] = {}
+        self._limiters: _Registry[tuple[RateLimit, ...], Limiter] = _Registry()
         # whether any response has announced a quota yet: until one does, calls without declared limits skip
         # the limiter entirely (most providers never announce one)
         self.pacing = False
 
+    def guards(self, policy: Policy, method: str, url: str) -> tuple[CircuitState | None, Limiter | None]:
+        """The circuit and the limiter a call to ``method url`` goes through under ``policy``, where it has them.
+
+        No limiter without declared limits until some response has announced a quota (:attr:`pacing`).
+        """
+        breaker = policy.breaker
+        circuit = None if breaker is None else self.circuit_for(breaker, method, url)
+        limiter = self.limiter_for(policy, method, url) if policy.rate_limits or self.pacing else None
+        return circuit, limiter
+
     def limiter_for(self, policy: Policy, method: str, url: str) -> Limiter:
         """The limiter of the quotas ``policy.rate_limits`` for a call to ``method url``."""
-        limits = policy.rate_limits
-        entry = self._limiters.get(id(limits))
-        if entry is None:
-            entry = self._limiters.setdefault(id(limits), (limits, {}))
-        key = scope_key(policy.rate_limit_scope, method, url)
-        found = entry[1].get(key)
-        if found is None:
-            found = entry[1].setdefault(key, Limiter(limits, key))
-        return found
+        return self._limiters.get(policy.rate_limits, scope_key(policy.rate_limit_scope, method, url), Limiter)
 
     def circuit_for(self, breaker: CircuitBreaker, method: str, url: str) -> CircuitState:
         """The circuit a call to ``method url`` belongs to under ``breaker``.
@@ -161,18 +189,11 @@ class CallEnv:
 
     def circuit(self, breaker: CircuitBreaker, key: str) -> CircuitState:
         """The circuit ``key`` under the ``breaker`` setting, created closed on first use."""
-        entry = self._circuits.get(id(breaker))
-        if entry is None:
-            entry = self._circuits.setdefault(id(breaker), (breaker, {}))
-        circuits = entry[1]
-        found = circuits.get(key)
-        if found is None:
-            found = circuits.setdefault(key, CircuitState(breaker, key))
-        return found
+        return self._circuits.get(breaker, key, CircuitState)
 
     def circuits(self) -> dict[str, CircuitState]:
         """Every circuit the calls have used, by key (the last setting's, if several settings share a key)."""
-        return {key: state for _, by_key in self._circuits.values() for key, state in by_key.items()}
+        return self._circuits.by_key()
 
     def emit(self, event: Event) -> None:
         """Send ``event`` to every hook; a failing hook is logged, never allowed to break the call."""
@@ -271,9 +292,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     hops = 0
     error: TetherError | None
     previous: TetherError | None = None  # the last failed attempt's error, for a circuit that opens mid-call
-    breaker = policy.breaker
-    circuit = None if breaker is None else env.circuit_for(breaker, method, request.url)
-    limiter = env.limiter_for(policy, method, request.url) if policy.rate_limits or env.pacing else None
+    circuit, limiter = env.guards(policy, method, request.url)
     permit: Admitted | Refused | None = None
     now = stats.started if stats.attempts == 0 else clock.monotonic()
     while True:
@@ -297,12 +316,10 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
         else:
             timeout = per_attempt if per_attempt < remaining else remaining
         if circuit is not None:
-            if circuit.closed:
-                permit = CLOSED_ADMISSION
-            else:  # it may turn half-open (or open again) now, or refuse
-                changes = circuit.changes
-                permit = circuit.acquire(now)
-                if circuit.changes != changes:
+            phase = circuit.phase
+            permit = CLOSED_ADMISSION if phase == "closed" else circuit.acquire(now)
+            if permit is not CLOSED_ADMISSION:  # it may have turned half-open (or open again), or refuse
+                if circuit.phase != phase:
                     _announce(env, circuit, request, url, stats.attempts)
                 if type(permit) is Refused:
                     refused = _circuit_open(permit, now, circuit, request, previous)
@@ -337,10 +354,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                         hops += 1
                         request, method, retry_number = following, following.method, 0
                         url = redact_url(request.url) if observed else ""
-                        if breaker is not None:
-                            circuit = env.circuit_for(breaker, method, request.url)
-                        if policy.rate_limits or env.pacing:
-                            limiter = env.limiter_for(policy, method, request.url)
+                        circuit, limiter = env.guards(policy, method, request.url)
                         continue
                 if final and observed:
                     return _finish(outcome, policy, env, stats)

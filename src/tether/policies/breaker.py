@@ -126,26 +126,24 @@ class CircuitState:
         "_lock",
         "_min_calls",
         "_open_until",
-        "_phase",
         "_probes_out",
         "_slot_width",
         "_slow",
         "_slow_call",
         "_slow_ratio",
         "_trips",
-        "changes",
-        "closed",
         "config",
         "key",
+        "phase",
     )
 
     def __init__(self, config: CircuitBreaker, key: str = "") -> None:
         self.config = config
         self.key = key
-        self.changes = 0  # phase changes so far: a caller compares it before and after to see one happen
-        self.closed = True  # phase == "closed", as a plain attribute for the callers' hot path
+        # ``closed``, ``open`` or ``half_open``; a plain attribute, since callers read it on every call (only this
+        # class writes it, under the lock)
+        self.phase: Phase = "closed"
         self._lock = threading.Lock()
-        self._phase: Phase = "closed"
         self._slot_width = config.window / config.buckets
         # the settings record() reads on every call, flattened
         self._buckets = config.buckets
@@ -163,34 +161,30 @@ class CircuitState:
         self._open_until = -math.inf
         self._probes_out: list[float] = []  # issue times of the probes not yet reported
 
-    @property
-    def phase(self) -> Phase:
-        """``closed``, ``open`` or ``half_open``, as of the last call to :meth:`acquire` or :meth:`record`."""
-        return self._phase
-
     def acquire(self, now: float) -> Admitted | Refused:
         """May a call start now? A half-open circuit admits at most ``probes`` at a time."""
-        if self._phase == "closed":  # the hot path, read without the lock: a stale read only admits one more call
+        if self.phase == "closed":  # the hot path, read without the lock: a stale read only admits one more call
             return CLOSED_ADMISSION
         with self._lock:
-            if self.phase == "closed":  # re-read under the lock (the property defeats the type checker's narrowing)
-                return CLOSED_ADMISSION
-            if self._phase == "open":
-                if now < self._open_until:
-                    return Refused(self._open_until)
-                self._phase = "half_open"
-                self.changes += 1
-                self.closed = False
-                self._probes_out.clear()
-            lapsed = [t for t in self._probes_out if now - t >= self.config.probe_timeout]
-            if lapsed:  # a probe that never reported: a failure
-                self._trip(now)
+            return self._acquire_locked(now)
+
+    def _acquire_locked(self, now: float) -> Admitted | Refused:
+        if self.phase == "closed":  # closed again since the caller looked
+            return CLOSED_ADMISSION
+        if self.phase == "open":
+            if now < self._open_until:
                 return Refused(self._open_until)
-            if len(self._probes_out) >= self.config.probes:
-                oldest = min(self._probes_out)
-                return Refused(oldest + self.config.probe_timeout)
-            self._probes_out.append(now)
-            return Admitted(probe=True, issued=now)
+            self.phase = "half_open"
+            self._probes_out.clear()
+        lapsed = [t for t in self._probes_out if now - t >= self.config.probe_timeout]
+        if lapsed:  # a probe that never reported: a failure
+            self._trip(now)
+            return Refused(self._open_until)
+        if len(self._probes_out) >= self.config.probes:
+            oldest = min(self._probes_out)
+            return Refused(oldest + self.config.probe_timeout)
+        self._probes_out.append(now)
+        return Admitted(probe=True, issued=now)
 
     def record(self, permit: Admitted, now: float, failed: bool, duration: float) -> bool:
         """Report how an admitted call ended; whether that changed the phase.
@@ -210,7 +204,7 @@ class CircuitState:
             self._calls[slot % self._buckets] += 1
             return False
         with self._lock:
-            if self._phase != "closed":
+            if self.phase != "closed":
                 return False  # a call admitted before the circuit opened: the decision is already made
             index = slot % self._buckets
             self._calls[index] += 1
@@ -226,7 +220,7 @@ class CircuitState:
 
     def _record_probe(self, permit: Admitted, now: float, failed: bool) -> bool:
         with self._lock:
-            if permit.issued not in self._probes_out or self._phase != "half_open":
+            if permit.issued not in self._probes_out or self.phase != "half_open":
                 return False  # a lapsed probe, already counted as a failure
             self._probes_out.remove(permit.issued)
             if failed:
@@ -242,8 +236,8 @@ class CircuitState:
         with self._lock:
             self._advance(int(now // self._slot_width))
             calls, failures, slow = sum(self._calls), sum(self._failures), sum(self._slow)
-            open_until = self._open_until if self._phase == "open" else None
-            return CircuitSnapshot(self._phase, calls, failures, slow, self._trips, open_until)
+            open_until = self._open_until if self.phase == "open" else None
+            return CircuitSnapshot(self.phase, calls, failures, slow, self._trips, open_until)
 
     # -- internals (called with the lock held) ----------------------------------------------------------
 
@@ -261,20 +255,16 @@ class CircuitState:
         config = self.config
         duration = min(config.max_open_for, config.open_for * config.open_multiplier ** min(self._trips, 64))
         self._trips += 1
-        self._phase = "open"
-        self.changes += 1
-        self.closed = False
+        self.phase = "open"
         self._open_until = now + duration
         self._probes_out.clear()
 
     def _close(self) -> None:
-        self._phase = "closed"
-        self.changes += 1
-        self.closed = True
+        self.phase = "closed"
         self._trips = 0
         buckets = self.config.buckets
         self._calls, self._failures, self._slow = [0] * buckets, [0] * buckets, [0] * buckets
         self._probes_out.clear()
 
     def __repr__(self) -> str:
-        return f"<CircuitState {self.key!r} {self._phase} trips={self._trips}>"
+        return f"<CircuitState {self.key!r} {self.phase} trips={self._trips}>"
