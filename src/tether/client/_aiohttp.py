@@ -22,14 +22,18 @@ from multidict import CIMultiDictProxy
 
 from tether._models import Headers, Request, Response, UndecodedHeaders
 from tether._redaction import describe_exception as _describe
-from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, check_max_response_bytes, too_large
+from tether.client._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    BodyLimit,
+    TimeoutsByValue,
+    check_max_response_bytes,
+)
 from tether.client._watchdog import Watchdog
 from tether.errors import (
     ConfigurationError,
     ConnectError,
     ConnectTimeout,
     ReadError,
-    ResponseTooLarge,
     TransportError,
     TransportTimeout,
 )
@@ -83,8 +87,10 @@ class AiohttpTransport:
         self._plain: aiohttp.ClientSession | None = None
         self._watchdog: Watchdog | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # ClientTimeout objects by value: most attempts share the policy's attempt_timeout
-        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        # aiohttp bounds only the opening of a new connection, exactly (no ceiling): it must fire before the watchdog
+        self._timeouts = TimeoutsByValue(
+            lambda timeout: aiohttp.ClientTimeout(total=None, sock_connect=timeout, ceil_threshold=math.inf)
+        )
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -116,15 +122,7 @@ class AiohttpTransport:
         session = self._session or self._open()
         # The whole exchange is bounded by the watchdog's shared timers (see tether.client._watchdog); aiohttp
         # bounds only the opening of a new connection, so that a timeout there is known to be a connect timeout.
-        client_timeout = self._timeouts.get(timeout)
-        if client_timeout is None:
-            if len(self._timeouts) > 32:  # shrinking near-deadline timeouts are one-offs: keep the cache small
-                self._timeouts.clear()
-            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(
-                total=None,
-                sock_connect=timeout,
-                ceil_threshold=math.inf,  # exact: it must fire before the watchdog
-            )
+        client_timeout = self._timeouts[timeout]
         task: asyncio.Task[Any] | None = None
         if timeout is not None and (task := asyncio.current_task(self._loop)) is not None:
             cancelling = task.cancelling()
@@ -191,17 +189,10 @@ class AiohttpTransport:
 
 async def _read_capped(raw: aiohttp.ClientResponse, limit: int, request: Request) -> bytes:
     """The (decompressed) body, or ``ResponseTooLarge`` as soon as it exceeds ``limit`` bytes."""
-    length = raw.content_length
-    if length is not None and length > limit:
-        raise _error(ResponseTooLarge, too_large(limit, f"Content-Length is {length}"), request)
-    chunks: list[bytes] = []
-    total = 0
+    body = BodyLimit(limit, request, declared=raw.content_length)
     async for chunk in raw.content.iter_chunked(1 << 16):
-        total += len(chunk)
-        if total > limit:
-            raise _error(ResponseTooLarge, too_large(limit, "the body went past it"), request)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body.add(chunk)
+    return body.body()
 
 
 def _error(cls: type[TransportError], summary: str, request: Request) -> TransportError:

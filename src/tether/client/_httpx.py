@@ -14,14 +14,18 @@ import httpx
 from tether._models import Headers, Request, Response
 from tether._redaction import describe_exception as _describe
 from tether.client._exchange_deadline import DeadlineBackend, begin_attempt, end_attempt
-from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, check_max_response_bytes, too_large
+from tether.client._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    BodyLimit,
+    TimeoutsByValue,
+    check_max_response_bytes,
+)
 from tether.client._watchdog import GRACE, tick
 from tether.errors import (
     ConfigurationError,
     ConnectError,
     ConnectTimeout,
     ReadError,
-    ResponseTooLarge,
     TransportTimeout,
 )
 
@@ -56,42 +60,30 @@ def _outgoing(request: Request, timeout: httpx.Timeout) -> httpx.Request:
     )
 
 
-def _check_declared(raw: httpx.Response, limit: int, request: Request) -> None:
-    """``ResponseTooLarge`` at once when ``Content-Length`` already says the body exceeds ``limit``."""
+def _limit(raw: httpx.Response, limit: int, request: Request) -> BodyLimit:
+    """A :class:`BodyLimit` for ``raw``, refusing at once a ``Content-Length`` over ``limit``."""
     declared = raw.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        how = f"Content-Length is {int(declared)}"
-        raise ResponseTooLarge(too_large(limit, how), method=request.method, url=request.url)
+    return BodyLimit(limit, request, declared=int(declared) if declared.isdigit() else None)
 
 
 def _read(raw: httpx.Response, limit: int | None, request: Request) -> bytes:
     """The streamed response's decoded body, or ``ResponseTooLarge`` as soon as it exceeds ``limit``."""
     if limit is None:
         return raw.read()
-    _check_declared(raw, limit, request)
-    chunks: list[bytes] = []
-    total = 0
+    body = _limit(raw, limit, request)
     for chunk in raw.iter_bytes():
-        total += len(chunk)
-        if total > limit:
-            raise ResponseTooLarge(too_large(limit, "the body went past it"), method=request.method, url=request.url)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body.add(chunk)
+    return body.body()
 
 
 async def _aread(raw: httpx.Response, limit: int | None, request: Request) -> bytes:
     """:func:`_read` for an async response."""
     if limit is None:
         return await raw.aread()
-    _check_declared(raw, limit, request)
-    chunks: list[bytes] = []
-    total = 0
+    body = _limit(raw, limit, request)
     async for chunk in raw.aiter_bytes():
-        total += len(chunk)
-        if total > limit:
-            raise ResponseTooLarge(too_large(limit, "the body went past it"), method=request.method, url=request.url)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body.add(chunk)
+    return body.body()
 
 
 def _translate(exc: Exception, request: Request, timeout: float | None) -> Exception:
@@ -130,16 +122,6 @@ def _bound_exchanges(client: httpx.Client) -> httpx.Client:
     return client
 
 
-class _Timeouts(dict[float | None, httpx.Timeout]):
-    """httpx ``Timeout`` objects by value: most attempts share the policy's attempt timeout."""
-
-    def __missing__(self, timeout: float | None) -> httpx.Timeout:
-        if len(self) > 32:  # shrinking near-deadline timeouts are one-offs: keep the cache small
-            self.clear()
-        value = self[timeout] = httpx.Timeout(timeout)
-        return value
-
-
 class HttpxTransport:
     """A :class:`~tether.client.SyncTransport` on ``httpx.Client`` (pooled, keep-alive).
 
@@ -172,7 +154,7 @@ class HttpxTransport:
         self._max_body = check_max_response_bytes(max_response_bytes)
         self._owned = client is None
         self._defaults = default_headers if client is None else None
-        self._timeouts = _Timeouts()
+        self._timeouts = TimeoutsByValue(httpx.Timeout)
         self._client = client or _bound_exchanges(
             httpx.Client(
                 limits=_limits(max_connections, keepalive),
