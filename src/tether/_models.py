@@ -39,9 +39,7 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, headers: HeadersLike | None = None) -> None:
         if isinstance(headers, Headers):
-            if type(headers) is UndecodedHeaders:
-                headers._settle()  # a copy gets the repaired values too
-            self._data = headers._data
+            self._data = headers._settle()._data  # a copy of response headers gets their repaired values
             return
         # CIMultiDict builds from a mapping or from pairs in C, keeping repeated names
         self._data = CIMultiDictProxy(CIMultiDict(headers) if headers is not None else CIMultiDict())

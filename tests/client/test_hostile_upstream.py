@@ -310,9 +310,7 @@ def test_unreadable_status_line_is_a_read_error_after_the_retry(raw: RawServer, 
 
 
 @pytest.mark.parametrize("status", [b"000", b"099"])
-def test_three_digit_status_below_100_is_never_a_success(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest, status: bytes
-) -> None:
+def test_three_digit_status_below_100_is_never_a_success(raw: RawServer, make_client: Any, status: bytes) -> None:
     """A three-digit status under 100 is a ReadError, not a response (status 0 would pass as a success)."""
     raw.script(b"HTTP/1.1 " + status + b" X\r\nContent-Length: 0\r\n\r\n")
     assert type(failure(hostile(make_client, raw.url))) is ReadError
@@ -396,9 +394,7 @@ def test_ambiguous_framing_is_a_response_or_a_read_error(raw: RawServer, make_cl
         pytest.param(b"Content-Encoding: deflate\r\nContent-Length: 8\r\n\r\nnot-zlib", id="deflate"),
     ],
 )
-def test_undecodable_content_encoding_is_a_read_error(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest, reply: bytes
-) -> None:
+def test_undecodable_content_encoding_is_a_read_error(raw: RawServer, make_client: Any, reply: bytes) -> None:
     """A body that does not decode as its Content-Encoding says is a ReadError."""
     raw.script(b"HTTP/1.1 200 OK\r\n" + reply)
     assert type(failure(hostile(make_client, raw.url))) is ReadError
@@ -459,9 +455,7 @@ def test_non_ascii_header_value_gives_a_usable_response(
     assert [v for k, v in outcome.headers.items() if k.lower() == "x-name"] == [header]
 
 
-def test_non_ascii_reason_phrase_gives_a_printable_error(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest
-) -> None:
+def test_non_ascii_reason_phrase_gives_a_printable_error(raw: RawServer, make_client: Any) -> None:
     """A latin-1 reason phrase on a 500 gives a ServerError whose message can be printed and logged."""
     raw.script(response(500, body=b"{}", reason=b"Erreur interne \xe9\xff"))
     error = failure(hostile(make_client, raw.url))
@@ -570,9 +564,7 @@ def test_huge_error_body_is_bounded_and_redacted(raw: RawServer, make_client: An
         assert SECRET not in text, where
 
 
-def test_token_longer_than_the_excerpt_is_redacted(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest
-) -> None:
+def test_token_longer_than_the_excerpt_is_redacted(raw: RawServer, make_client: Any) -> None:
     """A token value that runs past the 1 KB body excerpt (a long JWT, say) is still redacted."""
     body = b'{"access_token": "sk_live_XYZ' + b"Q" * 2_000 + b'"}'
     raw.script(response(500, [("Content-Type", "application/json")], body))
@@ -582,9 +574,7 @@ def test_token_longer_than_the_excerpt_is_redacted(
         assert SECRET not in text, where
 
 
-def test_secret_in_the_reason_phrase_is_redacted(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest
-) -> None:
+def test_secret_in_the_reason_phrase_is_redacted(raw: RawServer, make_client: Any) -> None:
     """A reason phrase echoing ``access_token=...`` is redacted like a body would be."""
     raw.script(response(503, reason=b"access_token=" + SECRET.encode()))
     error = failure(hostile(make_client, raw.url))
@@ -593,9 +583,7 @@ def test_secret_in_the_reason_phrase_is_redacted(
         assert SECRET not in text, where
 
 
-def test_echoing_server_does_not_leak_a_query_api_key(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest
-) -> None:
+def test_echoing_server_does_not_leak_a_query_api_key(raw: RawServer, make_client: Any) -> None:
     """A server (or misrouted port) that echoes the request back: the ReadError hides the query API key."""
     raw.respond(lambda _index, seen: [seen.raw])
     error = failure(hostile(make_client, raw.url, auth=tether.APIKey(SECRET, in_="query")))
@@ -604,9 +592,7 @@ def test_echoing_server_does_not_leak_a_query_api_key(
         assert SECRET not in text, where
 
 
-def test_protocol_error_does_not_leak_a_query_api_key(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest
-) -> None:
+def test_protocol_error_does_not_leak_a_query_api_key(raw: RawServer, make_client: Any) -> None:
     """A garbage status line while the URL carries an API key: the ReadError hides the key."""
     raw.script(b"HELLO\r\n\r\n")
     error = failure(hostile(make_client, raw.url, auth=tether.APIKey(SECRET, in_="query")))
@@ -618,7 +604,7 @@ def test_protocol_error_does_not_leak_a_query_api_key(
 # --- redirects ---------------------------------------------------------------------------------------------
 
 
-def test_redirect_loop_is_a_tether_error(raw: RawServer, make_client: Any, request: pytest.FixtureRequest) -> None:
+def test_redirect_loop_is_a_tether_error(raw: RawServer, make_client: Any) -> None:
     """A 302 to itself ends in a tether error after a bounded number of requests."""
     raw.script(response(302, [("Location", "/x")]))
     failure(hostile(make_client, raw.url))
@@ -633,9 +619,7 @@ def test_redirect_to_a_non_http_scheme_is_a_tether_error(raw: RawServer, make_cl
     assert len(raw.seen) <= 2
 
 
-def test_redirect_to_an_invalid_port_is_a_tether_error(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest
-) -> None:
+def test_redirect_to_an_invalid_port_is_a_tether_error(raw: RawServer, make_client: Any) -> None:
     """A redirect to port 99999 ends in a tether error."""
     raw.script(response(302, [("Location", "http://127.0.0.1:99999/x")]))
     failure(hostile(make_client, raw.url))
@@ -692,9 +676,7 @@ def test_pagination_page_that_is_not_json_is_a_pagination_error(raw: RawServer, 
         api.paginate("/items", tether.LinkHeader())
 
 
-def test_pagination_deeply_nested_json_is_a_pagination_error(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest
-) -> None:
+def test_pagination_deeply_nested_json_is_a_pagination_error(raw: RawServer, make_client: Any) -> None:
     """A page of 100,000 nested arrays is a PaginationError, not a RecursionError."""
     raw.script(response(200, [("Content-Type", "application/json")], b"[" * 100_000 + b"]" * 100_000))
     api = hostile(make_client, raw.url)
@@ -702,9 +684,7 @@ def test_pagination_deeply_nested_json_is_a_pagination_error(
         api.paginate("/items", tether.LinkHeader())
 
 
-def test_pagination_unparseable_next_link_is_a_tether_error(
-    raw: RawServer, make_client: Any, request: pytest.FixtureRequest
-) -> None:
+def test_pagination_unparseable_next_link_is_a_tether_error(raw: RawServer, make_client: Any) -> None:
     """A Link header whose next URL cannot be parsed is a tether error, not a ValueError from urllib."""
     raw.script(response(200, [("Link", '<http://[::1/items>; rel="next"')], b"[1]"))
     api = hostile(make_client, raw.url)
@@ -713,7 +693,7 @@ def test_pagination_unparseable_next_link_is_a_tether_error(
 
 
 def test_pagination_next_link_to_another_host_does_not_carry_credentials(
-    raw: RawServer, elsewhere: RawServer, make_client: Any, request: pytest.FixtureRequest
+    raw: RawServer, elsewhere: RawServer, make_client: Any
 ) -> None:
     """A next link to another host (127.0.0.2) is refused or followed without the client's credentials."""
     elsewhere.script(response(200, body=b"[2]"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["Scope", "scope_key"]
+__all__ = ["SCOPES", "Scope", "scope_key"]
 
 Scope = Literal["host", "endpoint", "client"]
+SCOPES: tuple[Scope, ...] = ("host", "endpoint", "client")
 
 
 def scope_key(scope: Scope, method: str, url: str) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tether.errors import ConfigurationError
-from tether.policies._scope import Scope, scope_key
+from tether.policies._scope import SCOPES, Scope, scope_key
 
 __all__ = ["CLOSED_ADMISSION", "Admitted", "CircuitBreaker", "CircuitSnapshot", "CircuitState", "Refused"]
 
@@ -69,7 +69,7 @@ class CircuitBreaker:
             problems.append("0 < open_for <= max_open_for, open_multiplier >= 1")
         if self.probes < 1 or not self.probe_timeout > 0:
             problems.append("probes >= 1, probe_timeout > 0")
-        if self.scope not in ("host", "endpoint", "client"):
+        if self.scope not in SCOPES:
             problems.append("scope 'host', 'endpoint' or 'client'")
         if problems:
             raise ConfigurationError(f"CircuitBreaker needs {'; '.join(problems)}; got {self!r}")

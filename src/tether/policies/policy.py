@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from tether.errors import ConfigurationError
-from tether.policies._scope import Scope
+from tether.policies._scope import SCOPES, Scope
 from tether.policies.backoff import Backoff
 from tether.policies.breaker import CircuitBreaker
 from tether.policies.budget import RetryBudget
@@ -74,7 +74,7 @@ class Policy:
             raise ConfigurationError(f"Policy.max_redirects must be >= 0, got {self.max_redirects!r}")
         if not isinstance(self.rate_limits, tuple):
             object.__setattr__(self, "rate_limits", tuple(self.rate_limits))
-        if self.rate_limit_scope not in ("host", "endpoint", "client"):
+        if self.rate_limit_scope not in SCOPES:
             raise ConfigurationError(
                 f"Policy.rate_limit_scope must be host, endpoint or client, got {self.rate_limit_scope!r}"
             )
