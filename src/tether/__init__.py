@@ -32,6 +32,7 @@ from tether.client import (
 )
 from tether.errors import (
     BadRequest,
+    BulkheadFull,
     CircuitOpen,
     ClientError,
     ConfigurationError,
@@ -56,7 +57,7 @@ from tether.errors import (
     Unprocessable,
 )
 from tether.events import Hook
-from tether.policies import Backoff, CircuitBreaker, Idempotency, Policy, RateLimit, RetryBudget
+from tether.policies import Backoff, Bulkhead, CircuitBreaker, Idempotency, Policy, RateLimit, RetryBudget
 
 __all__ = [
     "APIKey",
@@ -68,6 +69,8 @@ __all__ = [
     "BadRequest",
     "Basic",
     "Bearer",
+    "Bulkhead",
+    "BulkheadFull",
     "CircuitBreaker",
     "CircuitOpen",
     "Client",

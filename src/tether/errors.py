@@ -19,6 +19,7 @@
     ├── RetryBudgetExhausted           a retry was suppressed: retries already add their share of traffic
     ├── RetryAfterTooLong              the server asked to wait longer than the deadline or cap allows
     ├── CircuitOpen                    the provider kept failing: calls fail fast until a probe succeeds
+    ├── BulkheadFull                   too many calls in flight to one provider: the line was full or too slow
     ├── PaginationError                a paginated response could not be followed
     └── ConfigurationError             tether was set up in a way that cannot work (also a ValueError)
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BadRequest",
+    "BulkheadFull",
     "ClientError",
     "ConfigurationError",
     "Conflict",
@@ -284,6 +286,33 @@ class CircuitOpen(TetherError):
         super().__init__(summary, **context)  # type: ignore[arg-type]
         self.key = key
         self.retry_after = retry_after
+        self.last_error = last_error
+
+
+class BulkheadFull(TetherError):
+    """The bulkhead for ``key`` turned the call away before sending it.
+
+    ``max_concurrent`` requests were already in flight there and either the line of waiting calls was full, or
+    this call waited in it longer than the bulkhead's ``max_wait`` (``waited`` seconds). Never retried by tether.
+    """
+
+    advice = (
+        "More calls to this provider are in flight than the bulkhead allows: shed or slow down the load, or raise "
+        "Bulkhead(max_concurrent=..., max_queue=..., max_wait=...) if the provider can take more."
+    )
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        key: str = "",
+        waited: float = 0.0,
+        last_error: BaseException | None = None,
+        **context: object,
+    ) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.key = key
+        self.waited = waited
         self.last_error = last_error
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tether import Headers, Policy, Request, Response
 from tether.auth import Auth
-from tether.client import CallEnv, Send, Sleep, call_flow
+from tether.client import CallEnv, Send, call_flow
 from tether.errors import (
     ClientError,
     ConnectError,
@@ -65,7 +65,7 @@ class Script:
         return Response(status, headers=Headers(headers), content=b'{"ok": false}', request=action.request)
 
 
-def run(flow: Generator[Send | Sleep, Any, Response], script: Script) -> Response:
+def run(flow: Generator[Any, Any, Response], script: Script) -> Response:
     action = next(flow)
     while True:
         if isinstance(action, Send):

@@ -25,7 +25,7 @@ from tether.client._pagination import PageWalker, Paginator
 from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, AsyncTransport, SyncTransport
 from tether.errors import ConfigurationError
 from tether.events import Hook
-from tether.policies import CircuitSnapshot, Policy, RetryBudgetState
+from tether.policies import BulkheadSnapshot, CircuitSnapshot, Policy, RetryBudgetState
 
 __all__ = ["AsyncClient", "CallOptions", "Client"]
 
@@ -108,6 +108,10 @@ class _ClientBase:
         """The state of every circuit this client's calls have used, by key (``scheme://host:port`` by default)."""
         now = self.clock.monotonic()
         return {key: state.snapshot(now) for key, state in self._env.circuits().items()}
+
+    def bulkheads(self) -> dict[str, BulkheadSnapshot]:
+        """The state of every bulkhead compartment this client's calls have used, by key."""
+        return {key: compartment.snapshot() for key, compartment in self._env.compartments().items()}
 
     @property
     def budget(self) -> RetryBudgetState | None:

@@ -1,10 +1,11 @@
 """The call pipeline, written once as a sans-IO generator.
 
 ``call_flow`` decides everything about a call — deadline, per-attempt timeout, classification, backoff,
-``Retry-After``, the retry budget, the auth flow, the final error — and *yields* the two things it cannot
+``Retry-After``, the retry budget, the auth flow, the final error — and *yields* the things it cannot
 do itself: :class:`Send` (perform this request with this timeout; answer with a :class:`Response` or the
-:class:`TransportError` it raised) and :class:`Sleep` (wait this long; answer ``None``). The async and sync
-shells (:mod:`tether.client._drive`) carry those out; a fake clock turns sleeps into jumps. Its return value
+:class:`TransportError` it raised), :class:`Sleep` (wait this long; answer ``None``) and :class:`WaitTurn`
+(wait for a bulkhead ticket at most this long; answer whether it was granted). The async and sync shells
+(:mod:`tether.client._drive`) carry those out; a fake clock turns sleeps into jumps. Its return value
 is the final response; policy outcomes and HTTP errors are raised from it with the call's context filled in.
 
 The hot path (first attempt succeeds, nobody listening) allocates one ``Send`` and reads the clock once.
@@ -26,6 +27,7 @@ from tether._redaction import redact_url
 from tether.auth import Auth, StaticAuth
 from tether.client._redirects import REDIRECT_STATUSES, follow
 from tether.errors import (
+    BulkheadFull,
     CircuitOpen,
     DeadlineExceeded,
     RateLimited,
@@ -50,14 +52,17 @@ from tether.events import (
 from tether.policies import (
     CLOSED_ADMISSION,
     Admitted,
+    Bulkhead,
     CircuitBreaker,
     CircuitState,
+    Compartment,
     GiveUp,
     Limiter,
     Policy,
     RateLimit,
     Refused,
     RetryBudgetState,
+    Ticket,
     decide,
     is_retryable,
     requested_delay,
@@ -65,7 +70,7 @@ from tether.policies import (
 from tether.policies._scope import scope_key
 from tether.policies.quota_headers import announces_quota, read_quota
 
-__all__ = ["Action", "CallEnv", "Outcome", "Send", "Sleep", "call_flow"]
+__all__ = ["Action", "CallEnv", "Outcome", "Send", "Sleep", "WaitTurn", "call_flow"]
 
 
 @dataclass(slots=True)
@@ -83,9 +88,18 @@ class Sleep:
     seconds: float
 
 
-Action = Send | Sleep
-Outcome = Response | TransportError | None
-"""What the shell sends back: the response or transport error of a ``Send``; ``None`` after a ``Sleep``."""
+@dataclass(slots=True)
+class WaitTurn:
+    """Action: wait until ``ticket`` is granted, at most ``timeout`` seconds (``None``: no limit)."""
+
+    ticket: Ticket
+    timeout: float | None
+
+
+Action = Send | Sleep | WaitTurn
+Outcome = Response | TransportError | bool | None
+"""What the shell sends back: the response or transport error of a ``Send``; ``None`` after a ``Sleep``; after a
+``WaitTurn``, whether the ticket was granted in time."""
 
 
 S = TypeVar("S")
@@ -124,6 +138,7 @@ class CallEnv:
 
     __slots__ = (
         "_circuits",
+        "_compartments",
         "_limiters",
         "_recent",
         "budget",
@@ -153,6 +168,7 @@ class CallEnv:
         self._circuits: _Registry[CircuitBreaker, CircuitState] = _Registry()
         self._recent: tuple[CircuitBreaker, str, CircuitState] | None = None  # the last host circuit used
         self._limiters: _Registry[tuple[RateLimit, ...], Limiter] = _Registry()
+        self._compartments: _Registry[Bulkhead, Compartment] = _Registry()
         # whether any response has announced a quota yet: until one does, calls without declared limits skip
         # the limiter entirely (most providers never announce one)
         self.pacing = False
@@ -170,6 +186,17 @@ class CallEnv:
     def limiter_for(self, policy: Policy, method: str, url: str) -> Limiter:
         """The limiter of the quotas ``policy.rate_limits`` for a call to ``method url``."""
         return self._limiters.get(policy.rate_limits, scope_key(policy.rate_limit_scope, method, url), Limiter)
+
+    def compartment_for(self, policy: Policy, method: str, url: str) -> Compartment | None:
+        """The bulkhead compartment a call to ``method url`` goes through under ``policy``, if it has a bulkhead."""
+        bulkhead = policy.bulkhead
+        if bulkhead is None:
+            return None
+        return self._compartments.get(bulkhead, bulkhead.key(method, url), Compartment)
+
+    def compartments(self) -> dict[str, Compartment]:
+        """Every bulkhead compartment the calls have used, by key."""
+        return self._compartments.by_key()
 
     def circuit_for(self, breaker: CircuitBreaker, method: str, url: str) -> CircuitState:
         """The circuit a call to ``method url`` belongs to under ``breaker``.
@@ -293,6 +320,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     error: TetherError | None
     previous: TetherError | None = None  # the last failed attempt's error, for a circuit that opens mid-call
     circuit, limiter = env.guards(policy, method, request.url)
+    compartment = None if policy.bulkhead is None else env.compartment_for(policy, method, request.url)
     permit: Admitted | Refused | None = None
     now = stats.started if stats.attempts == 0 else clock.monotonic()
     while True:
@@ -311,24 +339,49 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 remaining = expires_at - now
                 if remaining <= 0:
                     continue
+        if compartment is not None:  # a slot is held only while the request is on the wire
+            admission = compartment.enter()
+            if admission is not True:
+                refusal = yield from _wait_turn(
+                    compartment,
+                    admission,
+                    policy=policy,
+                    request=request,
+                    now=now,
+                    expires_at=expires_at,
+                    previous=previous,
+                )
+                if refusal is not None:
+                    raise _gave_up(env, request, stats.attempts, clock.monotonic() - stats.started, refusal) from (
+                        previous
+                    )
+                now = clock.monotonic()
+                remaining = expires_at - now
+                if remaining <= 0:  # the turn came too late to send anything
+                    compartment.leave()
+                    continue
         if per_attempt is None:
             timeout = None if remaining == math.inf else remaining
         else:
             timeout = per_attempt if per_attempt < remaining else remaining
-        if circuit is not None:
-            phase = circuit.phase
-            permit = CLOSED_ADMISSION if phase == "closed" else circuit.acquire(now)
-            if permit is not CLOSED_ADMISSION:  # it may have turned half-open (or open again), or refuse
-                if circuit.phase != phase:
-                    _announce(env, circuit, request, url, stats.attempts)
-                if type(permit) is Refused:
-                    refused = _circuit_open(permit, now, circuit, request, previous)
-                    raise _gave_up(env, request, stats.attempts, now - stats.started, refused) from previous
-            sent_at = now
-        stats.attempts += 1
-        if observed:
-            env.emit(AttemptStarted(method, url, stats.attempts, timeout))
-        outcome = yield Send(request, timeout)
+        try:
+            if circuit is not None:
+                phase = circuit.phase
+                permit = CLOSED_ADMISSION if phase == "closed" else circuit.acquire(now)
+                if permit is not CLOSED_ADMISSION:  # it may have turned half-open (or open again), or refuse
+                    if circuit.phase != phase:
+                        _announce(env, circuit, request, url, stats.attempts)
+                    if type(permit) is Refused:
+                        refused = _circuit_open(permit, now, circuit, request, previous)
+                        raise _gave_up(env, request, stats.attempts, now - stats.started, refused) from previous
+                sent_at = now
+            stats.attempts += 1
+            if observed:
+                env.emit(AttemptStarted(method, url, stats.attempts, timeout))
+            outcome = yield Send(request, timeout)
+        finally:
+            if compartment is not None:
+                compartment.leave()
         if circuit is not None:
             now = clock.monotonic()
             failed = type(outcome) is not Response or outcome.status_code in circuit.config.failure_statuses
@@ -355,6 +408,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                         request, method, retry_number = following, following.method, 0
                         url = redact_url(request.url) if observed else ""
                         circuit, limiter = env.guards(policy, method, request.url)
+                        compartment = env.compartment_for(policy, method, request.url)
                         continue
                 if final and observed:
                     return _finish(outcome, policy, env, stats)
@@ -427,6 +481,55 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
             )
         yield Sleep(decision.seconds)
         now = clock.monotonic()
+
+
+def _wait_turn(
+    compartment: Compartment,
+    admission: Ticket | bool,
+    *,
+    policy: Policy,
+    request: Request,
+    now: float,
+    expires_at: float,
+    previous: TetherError | None,
+) -> Generator[Action, Outcome, TetherError | None]:
+    """Wait in the compartment's line; ``None`` once a slot is held, else the error that turns the call away."""
+    bulkhead = compartment.config
+    key = compartment.key or "this client"
+    busy = f"{bulkhead.max_concurrent} requests to {key} in flight"
+    if type(admission) is not Ticket:  # no room in the line
+        return BulkheadFull(
+            f"{busy} and {bulkhead.max_queue} more waiting: the bulkhead's line is full; tether did not send it",
+            key=compartment.key,
+            last_error=previous,
+            method=request.method,
+            url=request.url,
+        )
+    remaining = expires_at - now
+    limit = remaining if bulkhead.max_wait is None or bulkhead.max_wait > remaining else bulkhead.max_wait
+    try:
+        granted = yield WaitTurn(admission, None if limit == math.inf else limit)
+    except BaseException:  # closed (cancelled) while waiting: leave the line, or give back a slot handed over
+        if compartment.withdraw(admission):
+            compartment.leave()
+        raise
+    if granted or compartment.withdraw(admission):  # the turn may have come just as the wait timed out
+        return None
+    if limit < remaining:
+        return BulkheadFull(
+            f"{busy}: waited {limit:.3g} s in the bulkhead's line (its max_wait) without a turn",
+            key=compartment.key,
+            waited=limit,
+            last_error=previous,
+            method=request.method,
+            url=request.url,
+        )
+    return DeadlineExceeded(
+        f"deadline of {policy.deadline:g} s exceeded waiting in the bulkhead's line ({busy})",
+        method=request.method,
+        url=request.url,
+        last_error=previous,
+    )
 
 
 def _announce(env: CallEnv, circuit: CircuitState, request: Request, url: str, attempt: int) -> None:

@@ -8,6 +8,7 @@ from tether.policies._decisions import GiveUp, GiveUpReason, Wait
 from tether.policies.backoff import Backoff
 from tether.policies.breaker import CLOSED_ADMISSION, Admitted, CircuitBreaker, CircuitSnapshot, CircuitState, Refused
 from tether.policies.budget import BudgetSnapshot, RetryBudget, RetryBudgetState
+from tether.policies.bulkhead import Bulkhead, BulkheadSnapshot, Compartment, Ticket
 from tether.policies.deadline import Deadline
 from tether.policies.idempotency import IDEMPOTENT_METHODS, Idempotency
 from tether.policies.limiter import Limiter, RateLimit
@@ -21,9 +22,12 @@ __all__ = [
     "Admitted",
     "Backoff",
     "BudgetSnapshot",
+    "Bulkhead",
+    "BulkheadSnapshot",
     "CircuitBreaker",
     "CircuitSnapshot",
     "CircuitState",
+    "Compartment",
     "Deadline",
     "GiveUp",
     "GiveUpReason",
@@ -34,6 +38,7 @@ __all__ = [
     "Refused",
     "RetryBudget",
     "RetryBudgetState",
+    "Ticket",
     "Wait",
     "decide",
     "is_retryable",

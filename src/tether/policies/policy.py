@@ -16,6 +16,7 @@ from tether.policies._scope import SCOPES, Scope
 from tether.policies.backoff import Backoff
 from tether.policies.breaker import CircuitBreaker
 from tether.policies.budget import RetryBudget
+from tether.policies.bulkhead import Bulkhead
 from tether.policies.idempotency import Idempotency
 from tether.policies.limiter import RateLimit
 from tether.policies.retry import DEFAULT_RETRY_STATUSES
@@ -44,6 +45,8 @@ class Policy:
     - ``learn_rate_limits``: pace calls by the quota the provider announces in its headers (``RateLimit``,
       ``X-RateLimit-*``, Shopify's call limit, ``Retry-After`` on 429/503), so it never needs to answer 429.
     - ``rate_limit_scope``: what one set of quotas covers: each ``host`` (the default), ``endpoint`` or the ``client``.
+    - ``bulkhead``: at most so many requests in flight per host (by default), the rest waiting in a bounded line,
+      e.g. ``Bulkhead(10, max_queue=100)`` (``None``, the default: no bound); a full line raises ``BulkheadFull``.
     - ``max_redirects``: how many redirects a call follows (0: none, the 3xx response is returned); more is a
       ``ReadError``. Credentials never follow a redirect to another origin (see :mod:`tether.client`).
     """
@@ -61,6 +64,7 @@ class Policy:
     rate_limits: tuple[RateLimit, ...] = ()
     learn_rate_limits: bool = True
     rate_limit_scope: Scope = "host"
+    bulkhead: Bulkhead | None = None
     max_redirects: int = 10
 
     def __post_init__(self) -> None:
