@@ -73,3 +73,65 @@ def test_calls_never_run_ahead_of_the_rate_beyond_the_burst(
             needed = (j - i + 1 - burst) * limit.interval
             assert starts[j] - starts[i] >= needed - 1e-9 * max(1.0, starts[j])
     assert all(not math.isnan(s) for s in starts)
+
+
+# --- learned pacing -----------------------------------------------------------------------------------------------
+
+
+def _spacing(limiter: Limiter, now: float, calls: int) -> list[float]:
+    """The waits of ``calls`` calls all asking at ``now``."""
+    return [round(limiter.reserve(now), 6) for _ in range(calls)]
+
+
+def test_learned_quota_is_spread_evenly_up_to_the_reset() -> None:
+    limiter = Limiter(())
+    limiter.learn(0.0, 4, 2.0)
+    assert _spacing(limiter, 0.0, 4) == [0.0, 0.5, 1.0, 1.5]
+    assert limiter.reserve(2.0) == 0.0  # past the reset: no pacing until the provider speaks again
+
+
+def test_a_stop_waits_for_the_reset() -> None:
+    limiter = Limiter(())
+    limiter.learn(0.0, 0, 7.0)
+    assert limiter.reserve(1.0) == pytest.approx(6.0)
+
+
+def test_later_responses_of_one_window_tighten_a_rounded_up_reset() -> None:
+    # the window really ends at 1.6; the server rounds the seconds left up, as providers do
+    limiter = Limiter(())
+    limiter.learn(0.0, 10, 2.0)  # ends "by 2.0"
+    limiter.learn(0.7, 9, 1.0)  # ceil(1.6 - 0.7) = 1: ends by 1.7, earlier: kept
+    limiter.learn(0.9, 8, 1.0)  # by 1.9: later than what is known, ignored
+    assert _spacing(limiter, 0.9, 2) == [0.0, pytest.approx(0.8 / 8)]
+
+
+def test_a_new_window_starts_over_when_remaining_goes_up() -> None:
+    limiter = Limiter(())
+    limiter.learn(0.0, 2, 1.0)
+    limiter.learn(0.5, 100, 10.0)  # a fresh window: the old bound says nothing about it
+    assert _spacing(limiter, 0.5, 2) == [0.0, pytest.approx(0.1)]
+
+
+def test_a_stop_is_taken_as_said_even_if_an_earlier_reset_was_known() -> None:
+    limiter = Limiter(())
+    limiter.learn(0.0, 5, 1.0)
+    limiter.learn(0.5, 0, 7.0)  # 429 with Retry-After: 7 overrides the window's bound
+    assert limiter.reserve(0.5) == pytest.approx(7.0)
+
+
+@given(
+    end=st.floats(0.5, 20.0),
+    offsets=st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=30),
+)
+def test_the_learned_reset_is_never_before_the_true_one_and_is_the_tightest_bound(
+    end: float, offsets: list[float]
+) -> None:
+    # responses read at increasing times within one window, each announcing ceil(seconds left), as providers do
+    limiter = Limiter(())
+    times = sorted(offset * end for offset in offsets)
+    for index, now in enumerate(times):
+        limiter.learn(now, len(times) - index, float(math.ceil(end - now)))
+    learned = limiter.learned_reset
+    assert learned is not None
+    assert learned >= end - 1e-9
+    assert learned == pytest.approx(min(now + math.ceil(end - now) for now in times))

@@ -97,7 +97,7 @@ def read_quota(status: int, get_header: GetHeader, wall: Callable[[], float]) ->
         quota = _structured(structured, wall)
         if quota is not None:
             return quota
-    for prefix in ("x-ratelimit-", "ratelimit-"):
+    for prefix in ("ratelimit-", "x-ratelimit-"):  # the standard's delta seconds first: see Limiter.learn
         remaining = _count(get_header(prefix + "remaining"))
         if remaining is not None:
             raw_reset = get_header(prefix + "reset")
