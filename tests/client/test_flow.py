@@ -362,3 +362,17 @@ def test_properties_of_any_call(
     if method == "POST":
         for answer in script.answers[:-1]:
             assert isinstance(answer, ConnectError) or (isinstance(answer, Response) and answer.status_code == 429)
+
+
+def test_a_learned_stop_past_the_deadline_is_refused_locally_and_says_where_it_came_from() -> None:
+    clock = FakeClock()
+    shared = env(clock)
+    policy = Policy(budget=None, deadline=5.0)
+    first = Script([(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "60"})], clock)
+    run(call_flow(request(), policy, shared), first)
+    with pytest.raises(RateLimited) as caught:
+        run(call_flow(request(), policy, shared), Script([200], clock))
+    assert caught.value.response is None
+    assert caught.value.retry_after == pytest.approx(60.0)
+    assert "the quota the provider announced" in str(caught.value)
+    assert "declared" not in str(caught.value)

@@ -537,11 +537,12 @@ def _announce(env: CallEnv, circuit: CircuitState, request: Request, url: str, a
 
 
 def _locally_limited(policy: Policy, request: Request, wait: float) -> RateLimited:
-    key = scope_key(policy.rate_limit_scope, request.method, request.url)
+    key = scope_key(policy.rate_limit_scope, request.method, request.url) or "this client"
     limits = ", ".join(f"{limit.rate}/{limit.per:g} s" for limit in policy.rate_limits)
+    source = f"the declared rate limits ({limits})" if limits else "the quota the provider announced"
     return RateLimited(
-        f"the declared rate limits ({limits}) for {key or 'this client'} allow the next call in {wait:.3g} s, "
-        "after this call's deadline; tether did not send it",
+        f"under {source} for {key}, the next call may go in {wait:.3g} s, after this call's deadline; tether "
+        "did not send it",
         status_code=429,
         headers=[],
         body_excerpt="",
