@@ -2,6 +2,8 @@
 
 - :func:`nginx` starts a one-worker nginx (pinned to the server CPU) from a generated config in a private
   temporary directory, waits until it answers, and stops it by its own pid.
+- :func:`tether_upstream` does the same for tether's scriptable upstream (``python -m tether.testing.upstream``),
+  for benchmarks about behaviour (what reaches the upstream) rather than throughput ceilings.
 - :func:`run_worker` runs one candidate's measurement in a fresh interpreter pinned with ``taskset`` to the
   client CPU and returns the JSON it prints; :func:`worker_result` is the worker's side of that protocol.
 - :func:`summarize` / :func:`ratio` give the median with min-max and the ratio of medians.
@@ -24,12 +26,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "CLIENT_CPU",
@@ -38,6 +43,7 @@ __all__ = [
     "OK_BODY",
     "SERVER_CPU",
     "BenchError",
+    "CpuMeasured",
     "CpuWatch",
     "Nginx",
     "QuietGate",
@@ -49,11 +55,13 @@ __all__ = [
     "pin_self",
     "preload",
     "print_header",
+    "process_cpu_seconds",
     "ratio",
     "rotated",
     "run_worker",
     "summarize",
     "terminate_on_sigterm",
+    "tether_upstream",
     "worker_result",
 ]
 
@@ -138,6 +146,14 @@ http {{ {logging} keepalive_requests 1000000; keepalive_timeout 120s;
   server {{ listen 127.0.0.1:{port}; location / {{ default_type application/json;
     return {status} '{body.decode()}'; }} }} }}
 """
+
+
+class CpuMeasured(Protocol):
+    """A server whose CPU time the noise accounting subtracts (:class:`Nginx`, :class:`TetherUpstream`)."""
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) its processes have used so far."""
+        ...
 
 
 def _children(pid: int) -> list[int]:
@@ -255,6 +271,100 @@ def nginx(
         server.stop()
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) process ``pid`` has used so far; 0 if it is gone."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+@dataclass
+class TetherUpstream:
+    """A running ``python -m tether.testing.upstream`` started by :func:`tether_upstream`."""
+
+    proc: subprocess.Popen[str]
+    url: str
+
+    @property
+    def pid(self) -> int:
+        """Its process id."""
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) its process (all threads) has used so far."""
+        return process_cpu_seconds(self.pid)
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Call its admin API (``/__upstream__/...``); the decoded JSON answer, or ``None`` for 204."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
+            f"{self.url}/__upstream__/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            text = answer.read()
+        return json.loads(text) if text else None
+
+    def count(self, path: str) -> int:
+        """How many requests for ``path`` it has received."""
+        return int(self.admin("GET", f"count?path={urllib.parse.quote(path)}")["count"])
+
+    def describe(self) -> str:
+        """One line for the report."""
+        cpus = ",".join(map(str, sorted(os.sched_getaffinity(self.pid))))
+        return f"tether.testing.upstream (pid {self.pid}, CPU {cpus}) on {self.url}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop it by its own pid: SIGTERM (it exits cleanly), then SIGKILL, each bounded in time."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            self.proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
+
+
+@contextlib.contextmanager
+def tether_upstream(
+    routes: list[dict[str, Any]], *, port: int = 0, cpu: int = SERVER_CPU, start_timeout: float = 10.0
+) -> Iterator[TetherUpstream]:
+    """Run tether's scriptable upstream with ``routes`` (admin API format) on 127.0.0.1, pinned to ``cpu``."""
+    workdir = Path(tempfile.mkdtemp(prefix="tether-bench-upstream-"))
+    routes_file = workdir / "routes.json"
+    routes_file.write_text(json.dumps(routes))
+    command = [
+        *taskset(cpu),
+        sys.executable,
+        "-m",
+        "tether.testing.upstream",
+        "--port",
+        str(port),
+        "--routes",
+        str(routes_file),
+    ]
+    with (workdir / "stderr.txt").open("w") as errors:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True)
+    server: TetherUpstream | None = None
+    try:
+        ready: list[str] = []
+        reader = threading.Thread(target=lambda: ready.append(proc.stdout.readline() if proc.stdout else ""))
+        reader.start()
+        reader.join(start_timeout)
+        line = ready[0].strip() if ready else ""
+        if not line.startswith("listening on "):
+            error = (workdir / "stderr.txt").read_text() if proc.poll() is not None else ""
+            raise BenchError(f"tether's upstream did not start within {start_timeout:g} s: {line or error.strip()}")
+        server = TetherUpstream(proc, line.removeprefix("listening on "))
+        if sorted(os.sched_getaffinity(proc.pid)) != [cpu]:
+            raise BenchError(f"tether's upstream may run on CPUs {sorted(os.sched_getaffinity(proc.pid))}")
+        yield server
+    finally:
+        (server or TetherUpstream(proc, "")).stop()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- noise from other processes
 
 
@@ -264,7 +374,7 @@ def _busy_seconds() -> float:
     return (int(fields[1]) + int(fields[2]) + int(fields[3])) / os.sysconf("SC_CLK_TCK")
 
 
-def _own_seconds(server: Nginx | None) -> float:
+def _own_seconds(server: CpuMeasured | None) -> float:
     """CPU time used by this process, its reaped children (the workers) and the running ``server``."""
     total = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
@@ -281,7 +391,7 @@ class CpuWatch:
     workers, our nginx); accurate to a few clock ticks (10 ms each).
     """
 
-    server: Nginx | None = None
+    server: CpuMeasured | None = None
     _busy: float = 0.0
     _own: float = 0.0
     _wall: float = 0.0
@@ -310,7 +420,7 @@ class QuietGate:
     measurements are still flagged afterwards (see :class:`CpuWatch`).
     """
 
-    server: Nginx | None
+    server: CpuMeasured | None
     budget: float
     probe: float = 0.5
     waited: float = 0.0
@@ -335,7 +445,12 @@ def noise_note(cores: float) -> str:
 
 
 def run_worker(
-    script: Path, spec: dict[str, Any], *, timeout: float, server: Nginx | None = None, cpu: int = CLIENT_CPU
+    script: Path,
+    spec: dict[str, Any],
+    *,
+    timeout: float,
+    server: CpuMeasured | None = None,
+    cpu: int = CLIENT_CPU,
 ) -> dict[str, Any]:
     """Run ``script --worker SPEC`` in a fresh interpreter pinned to ``cpu``; return the JSON it reports.
 

@@ -71,6 +71,7 @@ __all__ = [
     "Bearer",
     "Bulkhead",
     "BulkheadFull",
+    "Cache",
     "CircuitBreaker",
     "CircuitOpen",
     "Client",
@@ -116,13 +117,17 @@ __all__ = [
     "Unauthorized",
     "Unprocessable",
     "__version__",
+    "cache",
     "errors",
 ]
 
 if TYPE_CHECKING:
+    from tether import cache
+    from tether.cache import Cache
     from tether.client import AiohttpTransport, HttpxAsyncTransport, HttpxTransport
 
 _LAZY = frozenset({"AiohttpTransport", "HttpxAsyncTransport", "HttpxTransport"})
+_CACHE = frozenset({"Cache", "cache"})
 
 
 def __getattr__(name: str) -> Any:
@@ -133,4 +138,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(tether.client, name)
         globals()[name] = value
         return value
+    if name in _CACHE:
+        # tether.cache too is imported on first use (hashlib, secrets and its dataclasses: ~15-30 ms)
+        import tether.cache
+
+        cached: Any = tether.cache if name == "cache" else tether.cache.Cache
+        globals()[name] = cached
+        return cached
     raise AttributeError(f"module 'tether' has no attribute {name!r}")

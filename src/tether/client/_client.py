@@ -2,7 +2,9 @@
 
 Both build requests the same way (:class:`_ClientBase`), run the same sans-IO :func:`call_flow`, and differ
 only in who carries out its actions: :func:`drive_async` with an async transport (aiohttp by default) or
-:func:`drive_sync` with a blocking one (httpx by default).
+:func:`drive_sync` with a blocking one (httpx by default). With a ``cache=`` or ``coalesce=True``, GET and HEAD
+go through :mod:`tether.cache` first, which calls the pipeline only when the cache cannot answer alone, and once
+for identical concurrent calls; a successful unsafe call invalidates what the cache holds for its URL.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json as _json
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypedDict
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 from urllib.parse import urlencode, urlsplit
 
 from typing_extensions import Unpack
@@ -27,7 +29,14 @@ from tether.errors import ConfigurationError
 from tether.events import Hook
 from tether.policies import BulkheadSnapshot, CircuitSnapshot, Policy, RetryBudgetState
 
+if TYPE_CHECKING:
+    from tether.cache import Cache
+    from tether.cache._shell import AsyncCaching, SyncCaching
+
 __all__ = ["AsyncClient", "CallOptions", "Client"]
+
+_CACHEABLE = frozenset({"GET", "HEAD"})
+"""The methods that go through a client's cache and single-flight (``tether.cache._rules.CACHEABLE_METHODS``)."""
 
 ParamValue = str | int | float | bool | None
 Params = Mapping[str, ParamValue | Sequence[ParamValue]] | Sequence[tuple[str, ParamValue]]
@@ -62,6 +71,21 @@ def _encode_params(params: Params) -> str:
                 continue
             pairs.append((name, ("true" if item else "false") if isinstance(item, bool) else str(item)))
     return urlencode(pairs)
+
+
+def _caching_wanted(cache: Cache | None, coalesce: bool | None) -> bool:
+    """Whether a client needs a caching shell; also checks the two options.
+
+    :mod:`tether.cache` is imported only by a client that uses it.
+    """
+    if cache is not None:
+        from tether.cache import Cache
+
+        if not isinstance(cache, Cache):
+            raise ConfigurationError(f"cache must be a tether.Cache or None, got {cache!r}")
+    if coalesce is not None and not isinstance(coalesce, bool):
+        raise ConfigurationError(f"coalesce must be True, False or None, got {coalesce!r}")
+    return cache is not None or bool(coalesce)
 
 
 class _ClientBase:
@@ -182,6 +206,10 @@ class AsyncClient(_ClientBase):
     :mod:`tether.errors` exception (``Policy(raise_for_status=False)`` returns it instead). A response body
     larger than ``max_response_bytes`` (64 MiB by default, decoded; ``None``: no limit) raises
     ``ResponseTooLarge`` instead of filling memory.
+
+    ``cache=tether.Cache()`` caches GET and HEAD responses by RFC 9111 (see :mod:`tether.cache`); ``coalesce``
+    makes identical concurrent GET/HEAD calls share one upstream call (default: on with a cache, off without;
+    ``coalesce=True`` turns it on without a cache).
     """
 
     def __init__(
@@ -198,8 +226,15 @@ class AsyncClient(_ClientBase):
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         hooks: Sequence[Hook] = (),
         clock: Clock | None = None,
+        cache: Cache | None = None,
+        coalesce: bool | None = None,
     ) -> None:
         super().__init__(base_url, auth=auth, headers=headers, params=params, policy=policy, hooks=hooks, clock=clock)
+        self._caching: AsyncCaching | None = None
+        if _caching_wanted(cache, coalesce):
+            from tether.cache._shell import AsyncCaching
+
+            self._caching = AsyncCaching(cache, coalesce=coalesce is not False, clock=self.clock)
         if transport is None:
             from tether.client._aiohttp import AiohttpTransport
 
@@ -213,36 +248,71 @@ class AsyncClient(_ClientBase):
 
     async def send(self, request: Request, *, policy: Policy | None = None) -> Response:
         """Send a request (from :meth:`build_request` or built by hand) through the whole pipeline, auth included."""
+        if self._caching is not None:
+            return await self._through_cache(request, policy or self.policy, self.auth)
         flow = self._flow(request, policy, self.auth)
         return await drive_async(flow, self.transport, self.clock)
 
     async def request(self, method: str, url: str, **options: Unpack[CallOptions]) -> Response:
         """Make a call: build the request, then send it with retries under ``policy`` (default: the client's)."""
+        if self._caching is not None:
+            return await self._cached(method, url, options)
         return await drive_async(self._call(method, url, options), self.transport, self.clock)
+
+    async def _cached(self, method: str, url: str, options: CallOptions) -> Response:
+        """A call method's call, through the cache (a client with ``cache`` or ``coalesce``)."""
+        request = self.build_request(method, url, **options)
+        return await self._through_cache(request, options.get("policy") or self.policy, self._flow_auth)
+
+    async def _through_cache(self, request: Request, policy: Policy, auth: Auth | None) -> Response:
+        """GET/HEAD through the cache and single-flight; other methods invalidate what they change."""
+        caching, env, transport, clock = self._caching, self._env, self.transport, self.clock
+        assert caching is not None  # noqa: S101 - only called with caching on
+
+        async def fetch(outgoing: Request) -> Response:
+            return await drive_async(call_flow(outgoing, policy, env, auth), transport, clock)
+
+        if request.method in _CACHEABLE:
+            return await caching.call(request, auth, policy, fetch)
+        response = await fetch(request)
+        await caching.after_unsafe(request, response)
+        return response
 
     # Each verb drives its flow itself rather than awaiting request(): one coroutine fewer on every call.
     async def get(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``GET``; keyword arguments as for :meth:`request`."""
+        if self._caching is not None:
+            return await self._cached("GET", url, options)
         return await drive_async(self._call("GET", url, options), self.transport, self.clock)
 
     async def head(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``HEAD``; keyword arguments as for :meth:`request`."""
+        if self._caching is not None:
+            return await self._cached("HEAD", url, options)
         return await drive_async(self._call("HEAD", url, options), self.transport, self.clock)
 
     async def post(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``POST`` (an ``Idempotency-Key`` is added so it can be retried safely)."""
+        if self._caching is not None:
+            return await self._cached("POST", url, options)
         return await drive_async(self._call("POST", url, options), self.transport, self.clock)
 
     async def put(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``PUT``; keyword arguments as for :meth:`request`."""
+        if self._caching is not None:
+            return await self._cached("PUT", url, options)
         return await drive_async(self._call("PUT", url, options), self.transport, self.clock)
 
     async def patch(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``PATCH`` (an ``Idempotency-Key`` is added so it can be retried safely)."""
+        if self._caching is not None:
+            return await self._cached("PATCH", url, options)
         return await drive_async(self._call("PATCH", url, options), self.transport, self.clock)
 
     async def delete(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``DELETE``; keyword arguments as for :meth:`request`."""
+        if self._caching is not None:
+            return await self._cached("DELETE", url, options)
         return await drive_async(self._call("DELETE", url, options), self.transport, self.clock)
 
     async def paginate(
@@ -264,12 +334,17 @@ class AsyncClient(_ClientBase):
             max_pages=max_pages,
         )
         while (request := walker.next_request()) is not None:
-            flow = self._flow(request, policy, self._flow_auth)
-            for item in walker.accept(await drive_async(flow, self.transport, self.clock)):
+            if self._caching is not None:
+                page = await self._through_cache(request, policy or self.policy, self._flow_auth)
+            else:
+                page = await drive_async(self._flow(request, policy, self._flow_auth), self.transport, self.clock)
+            for item in walker.accept(page):
                 yield item
 
     async def aclose(self) -> None:
-        """Close the transport's connections."""
+        """Close the transport's connections (and cancel the cache's background revalidations)."""
+        if self._caching is not None:
+            await self._caching.aclose()
         await self.transport.aclose()
 
     async def __aenter__(self) -> Self:
@@ -285,7 +360,10 @@ class AsyncClient(_ClientBase):
 
 
 class Client(_ClientBase):
-    """The synchronous twin of :class:`AsyncClient`, for scripts and WSGI apps; httpx is its default transport."""
+    """The synchronous twin of :class:`AsyncClient`, for scripts and WSGI apps; httpx is its default transport.
+
+    ``cache`` and ``coalesce`` as for :class:`AsyncClient`; coalescing joins identical calls from several threads.
+    """
 
     def __init__(
         self,
@@ -300,8 +378,15 @@ class Client(_ClientBase):
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         hooks: Sequence[Hook] = (),
         clock: Clock | None = None,
+        cache: Cache | None = None,
+        coalesce: bool | None = None,
     ) -> None:
         super().__init__(base_url, auth=auth, headers=headers, params=params, policy=policy, hooks=hooks, clock=clock)
+        self._caching: SyncCaching | None = None
+        if _caching_wanted(cache, coalesce):
+            from tether.cache._shell import SyncCaching
+
+            self._caching = SyncCaching(cache, coalesce=coalesce is not False, clock=self.clock)
         if transport is None:
             from tether.client._httpx import HttpxTransport
 
@@ -314,35 +399,70 @@ class Client(_ClientBase):
 
     def send(self, request: Request, *, policy: Policy | None = None) -> Response:
         """Send a request (from :meth:`build_request` or built by hand) through the whole pipeline, auth included."""
+        if self._caching is not None:
+            return self._through_cache(request, policy or self.policy, self.auth)
         flow = self._flow(request, policy, self.auth)
         return drive_sync(flow, self.transport, self.clock)
 
     def request(self, method: str, url: str, **options: Unpack[CallOptions]) -> Response:
         """Make a call: build the request, then send it with retries under ``policy`` (default: the client's)."""
+        if self._caching is not None:
+            return self._cached(method, url, options)
         return drive_sync(self._call(method, url, options), self.transport, self.clock)
+
+    def _cached(self, method: str, url: str, options: CallOptions) -> Response:
+        """A call method's call, through the cache (a client with ``cache`` or ``coalesce``)."""
+        request = self.build_request(method, url, **options)
+        return self._through_cache(request, options.get("policy") or self.policy, self._flow_auth)
+
+    def _through_cache(self, request: Request, policy: Policy, auth: Auth | None) -> Response:
+        """GET/HEAD through the cache and single-flight; other methods invalidate what they change."""
+        caching, env, transport, clock = self._caching, self._env, self.transport, self.clock
+        assert caching is not None  # noqa: S101 - only called with caching on
+
+        def fetch(outgoing: Request) -> Response:
+            return drive_sync(call_flow(outgoing, policy, env, auth), transport, clock)
+
+        if request.method in _CACHEABLE:
+            return caching.call(request, auth, policy, fetch)
+        response = fetch(request)
+        caching.after_unsafe(request, response)
+        return response
 
     def get(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``GET``; keyword arguments as for :meth:`request`."""
+        if self._caching is not None:
+            return self._cached("GET", url, options)
         return drive_sync(self._call("GET", url, options), self.transport, self.clock)
 
     def head(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``HEAD``; keyword arguments as for :meth:`request`."""
+        if self._caching is not None:
+            return self._cached("HEAD", url, options)
         return drive_sync(self._call("HEAD", url, options), self.transport, self.clock)
 
     def post(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``POST`` (an ``Idempotency-Key`` is added so it can be retried safely)."""
+        if self._caching is not None:
+            return self._cached("POST", url, options)
         return drive_sync(self._call("POST", url, options), self.transport, self.clock)
 
     def put(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``PUT``; keyword arguments as for :meth:`request`."""
+        if self._caching is not None:
+            return self._cached("PUT", url, options)
         return drive_sync(self._call("PUT", url, options), self.transport, self.clock)
 
     def patch(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``PATCH`` (an ``Idempotency-Key`` is added so it can be retried safely)."""
+        if self._caching is not None:
+            return self._cached("PATCH", url, options)
         return drive_sync(self._call("PATCH", url, options), self.transport, self.clock)
 
     def delete(self, url: str, **options: Unpack[CallOptions]) -> Response:
         """``DELETE``; keyword arguments as for :meth:`request`."""
+        if self._caching is not None:
+            return self._cached("DELETE", url, options)
         return drive_sync(self._call("DELETE", url, options), self.transport, self.clock)
 
     def paginate(
@@ -364,11 +484,16 @@ class Client(_ClientBase):
             max_pages=max_pages,
         )
         while (request := walker.next_request()) is not None:
-            flow = self._flow(request, policy, self._flow_auth)
-            yield from walker.accept(drive_sync(flow, self.transport, self.clock))
+            if self._caching is not None:
+                page = self._through_cache(request, policy or self.policy, self._flow_auth)
+            else:
+                page = drive_sync(self._flow(request, policy, self._flow_auth), self.transport, self.clock)
+            yield from walker.accept(page)
 
     def close(self) -> None:
-        """Close the transport's connections."""
+        """Close the transport's connections (after the cache's background revalidations end)."""
+        if self._caching is not None:
+            self._caching.close()
         self.transport.close()
 
     def __enter__(self) -> Self:
