@@ -20,6 +20,7 @@
     ├── RetryAfterTooLong              the server asked to wait longer than the deadline or cap allows
     ├── CircuitOpen                    the provider kept failing: calls fail fast until a probe succeeds
     ├── BulkheadFull                   too many calls in flight to one provider: the line was full or too slow
+    ├── SharedStateUnavailable         the shared limiter/budget/circuit state (Redis) is unreachable (fail closed)
     ├── PaginationError                a paginated response could not be followed
     └── ConfigurationError             tether was set up in a way that cannot work (also a ValueError)
 
@@ -59,6 +60,7 @@ __all__ = [
     "RetryAfterTooLong",
     "RetryBudgetExhausted",
     "ServerError",
+    "SharedStateUnavailable",
     "TetherError",
     "TransportError",
     "TransportTimeout",
@@ -314,6 +316,19 @@ class BulkheadFull(TetherError):
         self.key = key
         self.waited = waited
         self.last_error = last_error
+
+
+class SharedStateUnavailable(TetherError):
+    """The shared limiter, budget and circuit state (Redis) could not be reached, and it is set to fail closed.
+
+    No call was made: with ``on_unavailable="closed"`` a call that cannot consult the shared quota or circuit is
+    refused rather than risk exceeding a quota other processes count on.
+    """
+
+    advice = (
+        "Check that Redis is up and reachable from this process; calls resume by themselves once it answers. "
+        "To keep calling on each process's own state during an outage, use on_unavailable='open'."
+    )
 
 
 class RetryAfterTooLong(TetherError):
