@@ -50,6 +50,7 @@ from tether.errors import (
     RetryAfterTooLong,
     RetryBudgetExhausted,
     ServerError,
+    SharedStateUnavailable,
     TetherError,
     TransportError,
     TransportTimeout,
@@ -63,6 +64,7 @@ __all__ = [
     "APIKey",
     "AiohttpTransport",
     "AsyncClient",
+    "AsyncRedisState",
     "AsyncTransport",
     "Auth",
     "Backoff",
@@ -101,6 +103,7 @@ __all__ = [
     "RateLimit",
     "RateLimited",
     "ReadError",
+    "RedisState",
     "Request",
     "Response",
     "ResponseTooLarge",
@@ -108,6 +111,7 @@ __all__ = [
     "RetryBudget",
     "RetryBudgetExhausted",
     "ServerError",
+    "SharedStateUnavailable",
     "StaticAuth",
     "SyncTransport",
     "SystemClock",
@@ -125,9 +129,11 @@ if TYPE_CHECKING:
     from tether import cache
     from tether.cache import Cache
     from tether.client import AiohttpTransport, HttpxAsyncTransport, HttpxTransport
+    from tether.state import AsyncRedisState, RedisState
 
 _LAZY = frozenset({"AiohttpTransport", "HttpxAsyncTransport", "HttpxTransport"})
 _CACHE = frozenset({"Cache", "cache"})
+_STATE = frozenset({"AsyncRedisState", "RedisState"})
 
 
 def __getattr__(name: str) -> Any:
@@ -145,4 +151,11 @@ def __getattr__(name: str) -> Any:
         cached: Any = tether.cache if name == "cache" else tether.cache.Cache
         globals()[name] = cached
         return cached
+    if name in _STATE:
+        # so is tether.state (its commands hash keys; redis itself is imported only when a state connects)
+        import tether.state
+
+        shared: Any = getattr(tether.state, name)
+        globals()[name] = shared
+        return shared
     raise AttributeError(f"module 'tether' has no attribute {name!r}")

@@ -32,6 +32,8 @@ from tether.policies import BulkheadSnapshot, CircuitSnapshot, Policy, RetryBudg
 if TYPE_CHECKING:
     from tether.cache import Cache
     from tether.cache._shell import AsyncCaching, SyncCaching
+    from tether.client._shared import SharedGuards
+    from tether.state import AsyncRedisState, RedisState
 
 __all__ = ["AsyncClient", "CallOptions", "Client"]
 
@@ -88,6 +90,22 @@ def _caching_wanted(cache: Cache | None, coalesce: bool | None) -> bool:
     return cache is not None or bool(coalesce)
 
 
+def _shared_guards(state: object, expected: str, client: str) -> SharedGuards | None:
+    """The shared guards of a client's ``state`` (``None``: none); ``expected`` names the state class it takes.
+
+    :mod:`tether.state` is imported only by a client given a state.
+    """
+    if state is None:
+        return None
+    import tether.state
+    from tether.client._shared import SharedGuards
+
+    if not isinstance(state, getattr(tether.state, expected)):
+        other = "AsyncRedisState: AsyncClient" if client == "Client" else "RedisState: the blocking Client"
+        raise ConfigurationError(f"{client}(state=...) needs a tether.state.{expected} ({other}), got {state!r}")
+    return SharedGuards(state)
+
+
 class _ClientBase:
     """Configuration and request building shared by both clients."""
 
@@ -101,6 +119,7 @@ class _ClientBase:
         policy: Policy | None,
         hooks: Sequence[Hook],
         clock: Clock | None,
+        shared: SharedGuards | None = None,
     ) -> None:
         if base_url and urlsplit(base_url).scheme not in ("http", "https"):
             raise ConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -117,7 +136,7 @@ class _ClientBase:
         self.clock: Clock = clock or SystemClock()
         budget = RetryBudgetState(self.policy.budget, self.clock.monotonic()) if self.policy.budget else None
         credentials = frozenset(name.lower() for name, _ in fixed) if fixed else frozenset()
-        self._env = CallEnv(self.clock, budget=budget, hooks=hooks, credentials=credentials)
+        self._env = CallEnv(self.clock, budget=budget, hooks=hooks, credentials=credentials, shared=shared)
 
     def _flow(self, request: Request, policy: Policy | None, auth: Auth | None) -> Generator[Action, Outcome, Response]:
         """The call flow for ``request`` under ``policy`` (default: the client's), with ``auth``."""
@@ -210,6 +229,9 @@ class AsyncClient(_ClientBase):
     ``cache=tether.Cache()`` caches GET and HEAD responses by RFC 9111 (see :mod:`tether.cache`); ``coalesce``
     makes identical concurrent GET/HEAD calls share one upstream call (default: on with a cache, off without;
     ``coalesce=True`` turns it on without a cache).
+
+    ``state=tether.state.AsyncRedisState(...)`` shares the calls' rate limits (declared and learned), circuits and
+    retry budget with every process using the same Redis (see :mod:`tether.state`); the client does not close it.
     """
 
     def __init__(
@@ -228,8 +250,12 @@ class AsyncClient(_ClientBase):
         clock: Clock | None = None,
         cache: Cache | None = None,
         coalesce: bool | None = None,
+        state: AsyncRedisState | None = None,
     ) -> None:
-        super().__init__(base_url, auth=auth, headers=headers, params=params, policy=policy, hooks=hooks, clock=clock)
+        shared = _shared_guards(state, "AsyncRedisState", "AsyncClient")
+        super().__init__(
+            base_url, auth=auth, headers=headers, params=params, policy=policy, hooks=hooks, clock=clock, shared=shared
+        )
         self._caching: AsyncCaching | None = None
         if _caching_wanted(cache, coalesce):
             from tether.cache._shell import AsyncCaching
@@ -363,6 +389,7 @@ class Client(_ClientBase):
     """The synchronous twin of :class:`AsyncClient`, for scripts and WSGI apps; httpx is its default transport.
 
     ``cache`` and ``coalesce`` as for :class:`AsyncClient`; coalescing joins identical calls from several threads.
+    ``state=tether.state.RedisState(...)`` shares rate limits, circuits and the retry budget across processes.
     """
 
     def __init__(
@@ -380,8 +407,12 @@ class Client(_ClientBase):
         clock: Clock | None = None,
         cache: Cache | None = None,
         coalesce: bool | None = None,
+        state: RedisState | None = None,
     ) -> None:
-        super().__init__(base_url, auth=auth, headers=headers, params=params, policy=policy, hooks=hooks, clock=clock)
+        shared = _shared_guards(state, "RedisState", "Client")
+        super().__init__(
+            base_url, auth=auth, headers=headers, params=params, policy=policy, hooks=hooks, clock=clock, shared=shared
+        )
         self._caching: SyncCaching | None = None
         if _caching_wanted(cache, coalesce):
             from tether.cache._shell import SyncCaching

@@ -2,7 +2,8 @@
 
 They are each other's twin and hold no decisions: ``Send`` goes to the transport (a transport error is
 handed back to the flow as a value), ``Sleep`` goes to the clock, ``WaitTurn`` waits on the bulkhead ticket (an
-asyncio future, or a threading event), and the flow's return value is the result.
+asyncio future, or a threading event), ``Consult`` runs a command on the shared state (``SharedStateUnavailable``
+handed back as a value), and the flow's return value is the result.
 
 Waiting for a ticket is bounded by the real clock, not the injected one: a turn comes when another call's request
 ends, which no fake clock can make happen sooner.
@@ -16,9 +17,9 @@ from collections.abc import Generator
 from typing import TypeVar
 
 from tether._clock import Clock
-from tether.client._flow import Action, Outcome, Send, Sleep, WaitTurn
+from tether.client._flow import Action, Consult, Outcome, Send, Sleep, WaitTurn
 from tether.client._transport import AsyncTransport, SyncTransport
-from tether.errors import TransportError
+from tether.errors import SharedStateUnavailable, TransportError
 
 __all__ = ["drive_async", "drive_sync"]
 
@@ -39,6 +40,11 @@ async def drive_async(flow: Generator[Action, Outcome, T], transport: AsyncTrans
             elif type(action) is Sleep:
                 await clock.asleep(action.seconds)
                 outcome = None
+            elif type(action) is Consult:
+                try:
+                    outcome = await action.state.execute(action.command)  # the client checked it is the async state
+                except SharedStateUnavailable as exc:
+                    outcome = exc
             else:
                 outcome = await _turn_async(action)  # type: ignore[arg-type]
             action = flow.send(outcome)
@@ -62,6 +68,11 @@ def drive_sync(flow: Generator[Action, Outcome, T], transport: SyncTransport, cl
             elif type(action) is Sleep:
                 clock.sleep(action.seconds)
                 outcome = None
+            elif type(action) is Consult:
+                try:
+                    outcome = action.state.execute(action.command)
+                except SharedStateUnavailable as exc:
+                    outcome = exc
             else:
                 outcome = _turn_sync(action)  # type: ignore[arg-type]
             action = flow.send(outcome)

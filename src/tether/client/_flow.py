@@ -3,9 +3,11 @@
 ``call_flow`` decides everything about a call — deadline, per-attempt timeout, classification, backoff,
 ``Retry-After``, the retry budget, the auth flow, the final error — and *yields* the things it cannot
 do itself: :class:`Send` (perform this request with this timeout; answer with a :class:`Response` or the
-:class:`TransportError` it raised), :class:`Sleep` (wait this long; answer ``None``) and :class:`WaitTurn`
-(wait for a bulkhead ticket at most this long; answer whether it was granted). The async and sync shells
-(:mod:`tether.client._drive`) carry those out; a fake clock turns sleeps into jumps. Its return value
+:class:`TransportError` it raised), :class:`Sleep` (wait this long; answer ``None``), :class:`WaitTurn`
+(wait for a bulkhead ticket at most this long; answer whether it was granted) and, for a client whose quotas,
+circuits and retry budget live in a shared state (Redis), :class:`Consult` (run this command there; answer its
+result). The async and sync shells (:mod:`tether.client._drive`) carry those out; a fake clock turns sleeps
+into jumps. Its return value
 is the final response; policy outcomes and HTTP errors are raised from it with the call's context filled in.
 
 The hot path (first attempt succeeds, nobody listening) allocates one ``Send`` and reads the clock once.
@@ -18,7 +20,7 @@ import math
 import random
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from tether._clock import Clock
 from tether._logging import logger, logging_hook
@@ -34,6 +36,7 @@ from tether.errors import (
     ReadError,
     RetryAfterTooLong,
     RetryBudgetExhausted,
+    SharedStateUnavailable,
     TetherError,
     TransportError,
     TransportTimeout,
@@ -70,7 +73,12 @@ from tether.policies import (
 from tether.policies._scope import scope_key
 from tether.policies.quota_headers import announces_quota, read_quota
 
-__all__ = ["Action", "CallEnv", "Outcome", "Send", "Sleep", "WaitTurn", "call_flow"]
+if TYPE_CHECKING:  # tether.state is imported only by a client given a state (see tether.client._shared)
+    from tether.client._shared import SharedCircuit, SharedGuards, SharedLimiter
+    from tether.policies.breaker import Phase
+    from tether.state import Admission, AsyncRedisState, Command, RedisState
+
+__all__ = ["Action", "CallEnv", "Consult", "Outcome", "Send", "Sleep", "WaitTurn", "call_flow"]
 
 
 @dataclass(slots=True)
@@ -96,13 +104,22 @@ class WaitTurn:
     timeout: float | None
 
 
-Action = Send | Sleep | WaitTurn
-Outcome = Response | TransportError | bool | None
+@dataclass(slots=True)
+class Consult:
+    """Action: run ``command`` on the shared ``state``; answer its result, or the ``SharedStateUnavailable`` raised."""
+
+    state: AsyncRedisState | RedisState
+    command: Command[Any]
+
+
+Action = Send | Sleep | WaitTurn | Consult
+Outcome = Response | TransportError | bool | None | object
 """What the shell sends back: the response or transport error of a ``Send``; ``None`` after a ``Sleep``; after a
-``WaitTurn``, whether the ticket was granted in time."""
+``WaitTurn``, whether the ticket was granted in time; after a ``Consult``, the command's result."""
 
 
 S = TypeVar("S")
+T = TypeVar("T")
 V = TypeVar("V")
 
 
@@ -148,6 +165,7 @@ class CallEnv:
         "listening",
         "pacing",
         "random",
+        "shared",
     )
 
     def __init__(
@@ -158,9 +176,11 @@ class CallEnv:
         hooks: Sequence[Hook] = (),
         rand: Callable[[], float] = random.random,
         credentials: frozenset[str] = frozenset(),
+        shared: SharedGuards | None = None,
     ) -> None:
         self.clock = clock
-        self.budget = budget
+        self.shared = shared
+        self.budget = None if shared is not None else budget  # a shared state keeps the budget
         self.credentials = credentials
         self.hooks: tuple[Hook, ...] = (logging_hook, *hooks)
         self.listening = bool(hooks)
@@ -173,18 +193,25 @@ class CallEnv:
         # the limiter entirely (most providers never announce one)
         self.pacing = False
 
-    def guards(self, policy: Policy, method: str, url: str) -> tuple[CircuitState | None, Limiter | None]:
+    def guards(
+        self, policy: Policy, method: str, url: str
+    ) -> tuple[CircuitState | SharedCircuit | None, Limiter | SharedLimiter | None]:
         """The circuit and the limiter a call to ``method url`` goes through under ``policy``, where it has them.
 
         No limiter without declared limits until some response has announced a quota (:attr:`pacing`).
         """
         breaker = policy.breaker
-        circuit = None if breaker is None else self.circuit_for(breaker, method, url)
+        circuit: CircuitState | SharedCircuit | None = None
+        if breaker is not None:
+            shared = self.shared
+            circuit = self.circuit_for(breaker, method, url) if shared is None else shared.circuit(breaker, method, url)
         limiter = self.limiter_for(policy, method, url) if policy.rate_limits or self.pacing else None
         return circuit, limiter
 
-    def limiter_for(self, policy: Policy, method: str, url: str) -> Limiter:
+    def limiter_for(self, policy: Policy, method: str, url: str) -> Limiter | SharedLimiter:
         """The limiter of the quotas ``policy.rate_limits`` for a call to ``method url``."""
+        if self.shared is not None:
+            return self.shared.limiter(policy, method, url)
         return self._limiters.get(policy.rate_limits, scope_key(policy.rate_limit_scope, method, url), Limiter)
 
     def compartment_for(self, policy: Policy, method: str, url: str) -> Compartment | None:
@@ -323,13 +350,22 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     compartment = None if policy.bulkhead is None else env.compartment_for(policy, method, request.url)
     permit: Admitted | Refused | None = None
     now = stats.started if stats.attempts == 0 else clock.monotonic()
+    shared = env.shared
+    if shared is not None and stats.attempts == 0 and policy.budget is not None:  # the call's deposit
+        deposit = shared.record_request(policy.budget, method, request.url, now)
+        if deposit is not None:
+            yield from _consult(env, deposit, request, stats)
     while True:
         remaining = expires_at - now
         if remaining <= 0:
             expired = DeadlineExceeded(f"deadline of {policy.deadline:g} s exceeded", method=method, url=request.url)
             raise _gave_up(env, request, stats.attempts, now - stats.started, expired)
         if limiter is not None:
-            wait = limiter.reserve(now, remaining)
+            if shared is None:
+                wait = cast(Limiter, limiter).reserve(now, remaining)
+            else:
+                reserve = cast("SharedLimiter", limiter).reserve(now, remaining)
+                wait = yield from _consult(env, reserve, request, stats)
             if wait >= remaining:  # not booked (or no time would be left): refuse now rather than sleep
                 refused_here = _locally_limited(policy, request, wait)
                 raise _gave_up(env, request, stats.attempts, now - stats.started, refused_here) from previous
@@ -366,14 +402,19 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
             timeout = per_attempt if per_attempt < remaining else remaining
         try:
             if circuit is not None:
-                phase = circuit.phase
-                permit = CLOSED_ADMISSION if phase == "closed" else circuit.acquire(now)
-                if permit is not CLOSED_ADMISSION:  # it may have turned half-open (or open again), or refuse
-                    if circuit.phase != phase:
-                        _announce(env, circuit, request, url, stats.attempts)
-                    if type(permit) is Refused:
-                        refused = _circuit_open(permit, now, circuit, request, previous)
-                        raise _gave_up(env, request, stats.attempts, now - stats.started, refused) from previous
+                if isinstance(circuit, CircuitState):
+                    phase = circuit.phase
+                    permit = CLOSED_ADMISSION if phase == "closed" else circuit.acquire(now)
+                    if permit is not CLOSED_ADMISSION and circuit.phase != phase:  # turned half-open (or open)
+                        _announce(env, circuit.key, circuit.phase, request, url, stats.attempts)
+                else:
+                    decided: Admission = yield from _consult(env, circuit.acquire(now), request, stats)
+                    permit = decided.permit
+                    if decided.changed:
+                        _announce(env, circuit.key, decided.phase, request, url, stats.attempts)
+                if type(permit) is Refused:
+                    refused = _circuit_open(permit, now, circuit.key, request, previous)
+                    raise _gave_up(env, request, stats.attempts, now - stats.started, refused) from previous
                 sent_at = now
             stats.attempts += 1
             if observed:
@@ -385,8 +426,14 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
         if circuit is not None:
             now = clock.monotonic()
             failed = type(outcome) is not Response or outcome.status_code in circuit.config.failure_statuses
-            if circuit.record(permit, now, failed, now - sent_at):  # type: ignore[arg-type]
-                _announce(env, circuit, request, url, stats.attempts)
+            if isinstance(circuit, CircuitState):
+                if circuit.record(permit, now, failed, now - sent_at):  # type: ignore[arg-type]
+                    _announce(env, circuit.key, circuit.phase, request, url, stats.attempts)
+            else:
+                recorded = circuit.record(permit, now, failed, now - sent_at)  # type: ignore[arg-type]
+                changed_to: Phase | None = yield from _consult(env, recorded, request, stats)
+                if changed_to is not None:
+                    _announce(env, circuit.key, changed_to, request, url, stats.attempts)
         if type(outcome) is Response:
             status = outcome.status_code
             if policy.learn_rate_limits and announces_quota(outcome.headers, status):
@@ -394,7 +441,9 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 if quota is not None:
                     if limiter is None:
                         limiter = env.limiter_for(policy, method, request.url)
-                    limiter.learn(clock.monotonic(), quota.remaining, quota.reset_after)
+                    learned = limiter.learn(clock.monotonic(), quota.remaining, quota.reset_after)
+                    if learned is not None:  # a command for the shared state
+                        yield from _consult(env, learned, request, stats)
                     env.pacing = True
             if status < 400 and status not in statuses:
                 if status >= 300 and status in REDIRECT_STATUSES and policy.max_redirects:
@@ -464,7 +513,12 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 return _finish(outcome, policy, env, stats) if final else outcome
             failure = _policy_failure(decision, policy, request, last)
             raise _gave_up(env, request, stats.attempts, now - stats.started, failure) from last
-        if env.budget is not None and policy.budget is not None and not env.budget.try_spend(now):
+        if shared is not None and policy.budget is not None:
+            spend = shared.try_spend(policy.budget, method, request.url, now)
+            allowed = yield from _consult(env, spend, request, stats)
+        else:
+            allowed = env.budget is None or policy.budget is None or env.budget.try_spend(now)
+        if not allowed:
             env.emit(RetrySuppressed(method, redact_url(request.url), stats.attempts, _reason(outcome)))
             if isinstance(outcome, Response) and not policy.raise_for_status:
                 return _finish(outcome, policy, env, stats) if final else outcome
@@ -532,8 +586,18 @@ def _wait_turn(
     )
 
 
-def _announce(env: CallEnv, circuit: CircuitState, request: Request, url: str, attempt: int) -> None:
-    env.emit(CircuitChanged(request.method, url or redact_url(request.url), attempt, circuit.key, circuit.phase))
+def _announce(env: CallEnv, key: str, phase: Phase, request: Request, url: str, attempt: int) -> None:  # noqa: PLR0917
+    env.emit(CircuitChanged(request.method, url or redact_url(request.url), attempt, key, phase))
+
+
+def _consult(env: CallEnv, command: Command[T], request: Request, stats: _Stats) -> Generator[Action, Outcome, T]:
+    """Have the driver run ``command`` on the shared state; its result (``SharedStateUnavailable``: the call ends)."""
+    assert env.shared is not None  # noqa: S101 - only a client with a shared state makes commands
+    answer = yield Consult(env.shared.state, command)
+    if isinstance(answer, SharedStateUnavailable):
+        answer.method, answer.url = request.method, redact_url(request.url)
+        raise _gave_up(env, request, stats.attempts, env.clock.monotonic() - stats.started, answer)
+    return cast(T, answer)
 
 
 def _locally_limited(policy: Policy, request: Request, wait: float) -> RateLimited:
@@ -553,9 +617,8 @@ def _locally_limited(policy: Policy, request: Request, wait: float) -> RateLimit
 
 
 def _circuit_open(
-    refused: Refused, now: float, circuit: CircuitState, request: Request, previous: TetherError | None
+    refused: Refused, now: float, key: str, request: Request, previous: TetherError | None
 ) -> CircuitOpen:
-    key = circuit.key
     wait = max(0.0, refused.retry_at - now)
     return CircuitOpen(
         f"the circuit for {key or 'this client'} is open after repeated failures; next probe in {wait:.3g} s",
