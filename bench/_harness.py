@@ -6,12 +6,17 @@
   for benchmarks about behaviour (what reaches the upstream) rather than throughput ceilings.
 - :func:`run_worker` runs one candidate's measurement in a fresh interpreter pinned with ``taskset`` to the
   client CPU and returns the JSON it prints; :func:`worker_result` is the worker's side of that protocol.
+- :func:`add_common_options` / :func:`chosen_candidates` give every script its shared options (``--reps``,
+  ``--candidates``, ``--quick``, ``--quiet-wait`` and the hidden ``--worker``).
+- :func:`run_interleaved` runs the repetition loop (repetitions outside, rotated candidates inside, each after
+  the :class:`QuietGate`) and :func:`finish` prints the closing lines and gives the exit status.
 - :func:`summarize` / :func:`ratio` give the median with min-max and the ratio of medians.
 - :func:`print_header` prints the command line, versions, load and CPU layout every report starts with.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.metadata
 import json
@@ -28,9 +33,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -48,7 +54,11 @@ __all__ = [
     "Nginx",
     "QuietGate",
     "Summary",
+    "TetherUpstream",
+    "add_common_options",
     "check_cpus",
+    "chosen_candidates",
+    "finish",
     "fmt_range",
     "nginx",
     "noise_note",
@@ -58,6 +68,7 @@ __all__ = [
     "process_cpu_seconds",
     "ratio",
     "rotated",
+    "run_interleaved",
     "run_worker",
     "summarize",
     "terminate_on_sigterm",
@@ -87,6 +98,7 @@ processes are idle, and flags every measurement during which they used more than
 
 _RESULT_PREFIX = "BENCH-RESULT "
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class BenchError(RuntimeError):
@@ -296,13 +308,21 @@ class TetherUpstream:
         return process_cpu_seconds(self.pid)
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
-        """Call its admin API (``/__upstream__/...``); the decoded JSON answer, or ``None`` for 204."""
+        """Call its admin API (``/__upstream__/...``); the decoded JSON answer, or ``None`` for 204.
+
+        A failed call (no answer, or a status other than 2xx) raises :class:`BenchError`.
+        """
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
             f"{self.url}/__upstream__/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-            text = answer.read()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+                text = answer.read()
+        except urllib.error.HTTPError as exc:
+            raise BenchError(f"upstream admin {method} {path} answered {exc.code}: {exc.read()[:200]!r}") from exc
+        except OSError as exc:
+            raise BenchError(f"upstream admin {method} {path} failed: {exc}") from exc
         return json.loads(text) if text else None
 
     def count(self, path: str) -> int:
@@ -497,6 +517,83 @@ def rotated(items: Sequence[T], rep: int) -> list[T]:
     """``items`` starting at a different one each repetition, so no candidate always runs first."""
     shift = rep % len(items) if items else 0
     return [*items[shift:], *items[:shift]]
+
+
+def run_interleaved(
+    reps: int,
+    candidates: Sequence[str],
+    gate: QuietGate,
+    *,
+    base: Mapping[str, Any],
+    run_one: Callable[[dict[str, Any]], tuple[R, list[str]]],
+    describe: Callable[[str, R], str],
+) -> tuple[dict[str, list[R]], list[str]]:
+    """Repetitions outside, candidates inside (:func:`rotated`): each candidate's results, and the problems.
+
+    Each run waits at ``gate``, then ``run_one`` measures the spec ``{"candidate": name, **base}`` (usually
+    through :func:`run_worker`) and lists what invalidates that measurement; ``describe`` gives its line of the
+    report. A run that raises :class:`BenchError` is printed as ``FAILED`` and its error joins the problems.
+    """
+    results: dict[str, list[R]] = {name: [] for name in candidates}
+    problems: list[str] = []
+    for rep in range(reps):
+        print(f"rep {rep + 1}/{reps}:")
+        for name in rotated(candidates, rep):
+            gate.wait()
+            try:
+                one, found = run_one({"candidate": name, **base})
+            except BenchError as exc:
+                problems.append(str(exc))
+                print(f"  {name}: FAILED")
+                continue
+            problems += found
+            results[name].append(one)
+            print("  " + describe(name, one), flush=True)
+    return results, problems
+
+
+def finish(gate: QuietGate, problems: Sequence[str], started: float) -> int:
+    """Print the closing lines (time spent waiting for quiet, every problem, the elapsed time); the exit status."""
+    print(f"waited {gate.waited:.0f} s (of --quiet-wait {gate.budget:g}) for other processes to go idle")
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    print(f"elapsed: {time.monotonic() - started:.0f} s")
+    if problems:
+        print("INVALID RUN: see the failures above")
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def add_common_options(
+    parser: argparse.ArgumentParser, candidates: Collection[str], *, reps: int, quick: str, quiet_wait: float = 30.0
+) -> None:
+    """Add the options every script shares: ``--reps``, ``--candidates``, ``--quick``, ``--quiet-wait``, ``--worker``.
+
+    ``quick`` is the help of ``--quick`` (what the script's smoke test does; the script applies it after parsing).
+    ``--candidates`` stays a comma-separated string (default: all of ``candidates``) for :func:`chosen_candidates`.
+    """
+    parser.add_argument("--reps", type=int, default=reps, help=f"repetitions, each a fresh process (default {reps})")
+    parser.add_argument("--candidates", default=",".join(candidates), help="subset to run (default %(default)s)")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=quiet_wait,
+        help="total seconds to spend waiting for other processes to go idle before measurements "
+        f"(default {quiet_wait:g})",
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+
+
+def chosen_candidates(parser: argparse.ArgumentParser, text: str, known: Collection[str]) -> list[str]:
+    """The candidates ``--candidates`` names (comma-separated), in its order; a usage error for an unknown one."""
+    chosen = [name for name in text.split(",") if name]
+    if unknown := set(chosen) - set(known):
+        parser.error(f"unknown candidates {sorted(unknown)}")
+    return chosen
 
 
 # --------------------------------------------------------------------------- statistics and reporting

@@ -46,7 +46,9 @@ from _harness import (
     Nginx,
     QuietGate,
     Summary,
+    add_common_options,
     check_cpus,
+    chosen_candidates,
     fmt_range,
     nginx,
     noise_note,
@@ -357,6 +359,7 @@ def _positive_ints(text: str) -> list[int]:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """The command line."""
+    candidates = [*ASYNC_CANDIDATES, *SYNC_CANDIDATES]
     parser = argparse.ArgumentParser(
         prog="client_overhead.py",
         description=__doc__,
@@ -366,7 +369,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=5_000, help="timed requests per candidate (default 5000)")
     parser.add_argument("--warmup", type=int, default=500, help="untimed requests first (default 500)")
     parser.add_argument("--concurrency", type=_positive_ints, default=[8, 32], help="in flight (default 8,32)")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions, each a fresh process (default 5)")
     parser.add_argument("--port", type=int, default=18080, help="nginx port on 127.0.0.1 (default 18080)")
     parser.add_argument(
         "--time-limit", type=float, default=60.0, help="cap on each timed loop, seconds; hitting it invalidates"
@@ -374,30 +376,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--max-seconds", type=float, default=600.0, help="start no repetition after this many seconds (default 600)"
     )
-    parser.add_argument(
-        "--candidates",
-        default=",".join([*ASYNC_CANDIDATES, *SYNC_CANDIDATES]),
-        help="subset to run (default all: %(default)s)",
+    add_common_options(
+        parser, candidates, reps=5, quick="smoke test in < 30 s: 500 requests, 3 reps, no quiet wait", quiet_wait=120.0
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke test in < 30 s: 500 requests, 3 reps, no quiet wait"
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=120.0,
-        help="total seconds to spend waiting for other processes to go idle before measurements (default 120)",
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.warmup, args.reps, args.quiet_wait = 500, 100, 3, 0.0
     if args.requests < 1 or args.warmup < 0 or args.reps < 1:
         parser.error("--requests and --reps must be >= 1, --warmup >= 0")
-    args.candidates = [c for c in args.candidates.split(",") if c]
-    unknown = set(args.candidates) - set(ASYNC_CANDIDATES) - set(SYNC_CANDIDATES)
-    if unknown:
-        parser.error(f"unknown candidates {sorted(unknown)}")
+    args.candidates = chosen_candidates(parser, args.candidates, candidates)
     return args
 
 

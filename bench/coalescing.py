@@ -53,7 +53,10 @@ from _harness import (
     QuietGate,
     Summary,
     TetherUpstream,
+    add_common_options,
     check_cpus,
+    chosen_candidates,
+    finish,
     fmt_range,
     noise_note,
     pin_self,
@@ -61,7 +64,7 @@ from _harness import (
     print_header,
     process_cpu_seconds,
     ratio,
-    rotated,
+    run_interleaved,
     run_worker,
     summarize,
     terminate_on_sigterm,
@@ -201,24 +204,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=1000, help="identical GETs per burst (default 1000)")
     parser.add_argument("--bursts", type=int, default=5, help="timed bursts per worker (default 5)")
     parser.add_argument("--latency", type=float, default=0.05, help="upstream latency, s (default 0.05)")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions, each a fresh process (default 5)")
-    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="subset to run (default %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="smoke test in < 30 s: 2 reps of 2 bursts, no quiet wait")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=30.0,
-        help="total seconds to spend waiting for other processes to go idle before measurements (default 30)",
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    add_common_options(parser, CANDIDATES, reps=5, quick="smoke test in < 30 s: 2 reps of 2 bursts, no quiet wait")
     args = parser.parse_args(argv)
     if args.quick:
         args.reps, args.bursts, args.quiet_wait = 2, 2, 0.0
     if not 1 <= args.concurrency <= 10_000 or args.bursts < 1 or args.reps < 1 or not 0 <= args.latency <= 5:
         parser.error("--concurrency in 1..10000, --bursts and --reps >= 1, --latency in 0..5 s")
-    args.candidates = [c for c in args.candidates.split(",") if c]
-    if unknown := set(args.candidates) - set(CANDIDATES):
-        parser.error(f"unknown candidates {sorted(unknown)}")
+    args.candidates = chosen_candidates(parser, args.candidates, CANDIDATES)
     return args
 
 
@@ -297,8 +289,6 @@ def main(argv: list[str] | None = None) -> int:
     terminate_on_sigterm()
     started = time.monotonic()
     script = Path(__file__).resolve()
-    reps: dict[str, list[Rep]] = {name: [] for name in args.candidates}
-    problems: list[str] = []
     routes = [
         {"method": "GET", "path": PATH, "replies": [{"body": OK_BODY.decode(), "latency": args.latency}]},
         {"method": "GET", "path": "/warm", "replies": [{"body": OK_BODY.decode()}]},
@@ -317,38 +307,25 @@ def main(argv: list[str] | None = None) -> int:
         with tether_upstream(routes, cpu=SERVER_CPU) as server:
             print(f"upstream: {server.describe()}", flush=True)
             gate = QuietGate(server, args.quiet_wait)
-            for rep in range(args.reps):
-                print(f"rep {rep + 1}/{args.reps}:")
-                for name in rotated(args.candidates, rep):
-                    spec = {
-                        "candidate": name,
-                        "url": server.url,
-                        "concurrency": args.concurrency,
-                        "bursts": args.bursts,
-                        "upstream_pid": server.pid,
-                    }
-                    gate.wait()
-                    try:
-                        one, found = _run_one(script, spec, server, timeout)
-                    except BenchError as exc:
-                        problems.append(str(exc))
-                        print(f"  {name}: FAILED")
-                        continue
-                    problems += found
-                    reps[name].append(one)
-                    print("  " + _describe(name, one), flush=True)
+            base = {
+                "url": server.url,
+                "concurrency": args.concurrency,
+                "bursts": args.bursts,
+                "upstream_pid": server.pid,
+            }
+            reps, problems = run_interleaved(
+                args.reps,
+                args.candidates,
+                gate,
+                base=base,
+                run_one=lambda spec: _run_one(script, spec, server, timeout),
+                describe=_describe,
+            )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _report(args, reps)
-    print(f"waited {gate.waited:.0f} s (of --quiet-wait {args.quiet_wait:g}) for other processes to go idle")
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    print(f"elapsed: {time.monotonic() - started:.0f} s")
-    if problems:
-        print("INVALID RUN: see the failures above")
-        return 1
-    return 0
+    return finish(gate, problems, started)
 
 
 if __name__ == "__main__":

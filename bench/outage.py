@@ -52,14 +52,17 @@ from _harness import (
     BenchError,
     Nginx,
     QuietGate,
+    add_common_options,
     check_cpus,
+    chosen_candidates,
+    finish,
     fmt_range,
     nginx,
     noise_note,
     pin_self,
     preload,
     print_header,
-    rotated,
+    run_interleaved,
     run_worker,
     summarize,
     terminate_on_sigterm,
@@ -284,23 +287,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=float, default=50.0, help="logical calls per second (default 50)")
     parser.add_argument("--duration", type=float, default=10.0, help="outage (load) duration, s (default 10)")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions, each a fresh process (default 3)")
     parser.add_argument("--threads", type=int, default=64, help="thread pool for the sync candidate (default 64)")
     parser.add_argument(
         "--drain", type=float, default=40.0, help="max wait for calls after the last start, s (default 40)"
     )
     parser.add_argument("--port", type=int, default=18081, help="503 nginx port on 127.0.0.1 (default 18081)")
-    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="subset to run (default %(default)s)")
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke test in < 30 s: a 2 s outage, 2 reps, no quiet wait"
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=30.0,
-        help="total seconds to spend waiting for other processes to go idle before measurements (default 30)",
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    add_common_options(parser, CANDIDATES, reps=3, quick="smoke test in < 30 s: a 2 s outage, 2 reps, no quiet wait")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.reps, args.drain, args.quiet_wait = 2.0, 2, 10.0, 0.0
@@ -308,9 +300,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--rate, --duration, --drain must be > 0; --reps, --threads >= 1")
     if args.rate * args.duration > 100_000:
         parser.error("--rate x --duration is capped at 100000 calls")
-    args.candidates = [c for c in args.candidates.split(",") if c]
-    if unknown := set(args.candidates) - set(CANDIDATES):
-        parser.error(f"unknown candidates {sorted(unknown)}")
+    args.candidates = chosen_candidates(parser, args.candidates, CANDIDATES)
     return args
 
 
@@ -399,8 +389,6 @@ def main(argv: list[str] | None = None) -> int:
     terminate_on_sigterm()
     started = time.monotonic()
     script = Path(__file__).resolve()
-    reps: dict[str, list[Rep]] = {name: [] for name in args.candidates}
-    problems: list[str] = []
     calls = max(1, round(args.rate * args.duration))
     try:
         check_cpus()
@@ -416,39 +404,26 @@ def main(argv: list[str] | None = None) -> int:
         with nginx(args.port, status=503, body=UNAVAILABLE_BODY, access_log=True, cpu=SERVER_CPU) as server:
             print(f"upstream: {server.describe()}", flush=True)
             gate = QuietGate(server, args.quiet_wait)
-            for rep in range(args.reps):
-                print(f"rep {rep + 1}/{args.reps}:")
-                for name in rotated(args.candidates, rep):
-                    spec = {
-                        "candidate": name,
-                        "url": server.url,
-                        "rate": args.rate,
-                        "duration": args.duration,
-                        "drain": args.drain,
-                        "threads": args.threads,
-                    }
-                    gate.wait()
-                    try:
-                        one, found = _run_one(script, spec, server, timeout)
-                    except BenchError as exc:
-                        problems.append(str(exc))
-                        print(f"  {name}: FAILED")
-                        continue
-                    problems += found
-                    reps[name].append(one)
-                    print("  " + _describe(name, one), flush=True)
+            base = {
+                "url": server.url,
+                "rate": args.rate,
+                "duration": args.duration,
+                "drain": args.drain,
+                "threads": args.threads,
+            }
+            reps, problems = run_interleaved(
+                args.reps,
+                args.candidates,
+                gate,
+                base=base,
+                run_one=lambda spec: _run_one(script, spec, server, timeout),
+                describe=_describe,
+            )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _report(args, reps, calls)
-    print(f"waited {gate.waited:.0f} s (of --quiet-wait {args.quiet_wait:g}) for other processes to go idle")
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    print(f"elapsed: {time.monotonic() - started:.0f} s")
-    if problems:
-        print("INVALID RUN: see the failures above")
-        return 1
-    return 0
+    return finish(gate, problems, started)
 
 
 if __name__ == "__main__":

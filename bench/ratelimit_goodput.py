@@ -54,21 +54,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import http.client
 import json
 import math
-import select
-import shutil
-import signal
+import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,18 +72,22 @@ from _harness import (
     METHOD,
     SERVER_CPU,
     BenchError,
-    Nginx,
     QuietGate,
+    TetherUpstream,
+    add_common_options,
     check_cpus,
+    chosen_candidates,
+    finish,
     fmt_range,
     noise_note,
     pin_self,
     preload,
     print_header,
-    rotated,
+    run_interleaved,
     run_worker,
     summarize,
     terminate_on_sigterm,
+    tether_upstream,
     worker_result,
 )
 
@@ -319,82 +317,26 @@ def worker(spec: dict[str, Any]) -> int:
 # --------------------------------------------------------------------------- the upstream process
 
 
-class UpstreamServer(Nginx):
-    """``python -m tether.testing.upstream`` run as a subprocess (``Nginx``'s pid, CPU and CPU-time helpers apply)."""
-
-    def describe(self) -> str:
-        """One line for the report."""
-        cpus = ", ".join(f"pid {pid}: CPU {','.join(map(str, c))}" for pid, c in self.affinity().items())
-        return f"{self.version} on {self.url}; {cpus}"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop it by its own pid: terminate (it exits cleanly on SIGTERM), then kill (each bounded in time)."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.proc.poll() is not None:
-                break
-            self.proc.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def admin(self, method: str, endpoint: str, payload: object = None) -> Any:
-        """Call its admin API (``/__upstream__/endpoint``); return the decoded JSON answer (``None`` for 204)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        body = None if payload is None else json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        try:
-            connection.request(method, "/__upstream__/" + endpoint, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-        except OSError as exc:
-            raise BenchError(f"upstream admin {method} {endpoint} failed: {exc}") from exc
-        finally:
-            connection.close()
-        if response.status not in (200, 204):
-            raise BenchError(f"upstream admin {method} {endpoint} answered {response.status}: {data[:200]!r}")
-        return json.loads(data) if data else None
-
-    def prepare(self, limit: int, window: float) -> None:
-        """Forget everything, then script the quota on ``GET /q`` and an unlimited ``GET /warm``."""
-        self.admin("POST", "reset")
-        self.admin("POST", "quota", {"method": "GET", "path": QUOTA_PATH, "limit": limit, "window": window})
-        self.admin("POST", "routes", {"method": "GET", "path": WARM_PATH, "replies": [{"json": {"ok": True}}]})
-
-    def arrivals(self) -> list[float]:
-        """When each ``GET /q`` arrived (the upstream's monotonic clock), in the order it answered them."""
-        count = self.admin("GET", f"count?path={QUOTA_PATH}")["count"]
-        recorded = [r["received_at"] for r in self.admin("GET", "requests") if r["path"] == QUOTA_PATH]
-        if count != len(recorded):
-            raise BenchError(f"upstream count {count} disagrees with its {len(recorded)} recorded requests")
-        return recorded
+def prepare(server: TetherUpstream, limit: int, window: float) -> None:
+    """Forget everything, then script the quota on ``GET /q`` and an unlimited ``GET /warm``."""
+    server.admin("POST", "reset")
+    server.admin("POST", "quota", {"method": "GET", "path": QUOTA_PATH, "limit": limit, "window": window})
+    server.admin("POST", "routes", {"method": "GET", "path": WARM_PATH, "replies": [{"json": {"ok": True}}]})
 
 
-@contextlib.contextmanager
-def upstream(cpu: int = SERVER_CPU, start_timeout: float = 15.0) -> Iterator[UpstreamServer]:
-    """Run tether's test upstream on a free loopback port, pinned to ``cpu``; stop it by its own pid."""
-    workdir = Path(tempfile.mkdtemp(prefix="tether-bench-upstream-"))
-    log = workdir / "stderr.log"
-    command = ["taskset", "-c", str(cpu), sys.executable, "-m", "tether.testing.upstream", "--port", "0"]
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
-    server = UpstreamServer(proc, 0, workdir, None, "tether.testing.upstream")
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], start_timeout)
-        line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
-        if not line.startswith("listening on http://127.0.0.1:"):
-            proc.poll()
-            error = log.read_text(errors="replace").strip()[-2000:]
-            raise BenchError(f"the upstream did not start (said {line!r}, exit {proc.returncode}): {error}")
-        server.port = int(line.rsplit(":", 1)[1])
-        for pid, cpus in server.affinity().items():
-            if cpus != [cpu]:
-                raise BenchError(f"upstream process {pid} may run on CPUs {cpus}, expected only {cpu}")
-        yield server
-    finally:
-        server.stop()
+def arrivals(server: TetherUpstream) -> list[float]:
+    """When each ``GET /q`` arrived (the upstream's monotonic clock), in the order it answered them."""
+    count = server.count(QUOTA_PATH)
+    recorded = [r["received_at"] for r in server.admin("GET", "requests") if r["path"] == QUOTA_PATH]
+    if count != len(recorded):
+        raise BenchError(f"upstream count {count} disagrees with its {len(recorded)} recorded requests")
+    return recorded
+
+
+def describe_upstream(server: TetherUpstream) -> str:
+    """The report's line about the upstream (this script's own form of it)."""
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(server.pid))))
+    return f"tether.testing.upstream on {server.url}; pid {server.pid}: CPU {cpus}"
 
 
 # --------------------------------------------------------------------------- parent side: analysis
@@ -434,6 +376,7 @@ class Rep:
     goodput: float
     ok_per_s: float
     ok_in_load: int
+    allowed: int
     limited: int
     limited_after_first: int
     errors: int
@@ -505,6 +448,7 @@ def measure(spec: dict[str, Any], result: dict[str, Any], arrivals: list[float])
             goodput=ok_in_load / (duration / window * limit),
             ok_per_s=ok_in_load / duration,
             ok_in_load=ok_in_load,
+            allowed=round(duration / window * limit),
             limited=statuses[429],
             limited_after_first=sum(1 for e in exchanges if e[2] == 429 and e[0] > first_response),
             errors=bad_exchanges + bad_calls,
@@ -539,21 +483,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--duration", type=float, default=12.0, help="load duration, s, a whole number of windows (default 12)"
     )
     parser.add_argument("--concurrency", type=int, default=8, help="tasks looping calls, per candidate (default 8)")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions, each a fresh process (default 5)")
     parser.add_argument(
         "--drain", type=float, default=15.0, help="max wait for calls after the load ended, s (default 15)"
     )
-    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="subset to run (default %(default)s)")
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke test in < 30 s: one or two windows, 2 reps, no quiet wait"
+    add_common_options(
+        parser, CANDIDATES, reps=5, quick="smoke test in < 30 s: one or two windows, 2 reps, no quiet wait"
     )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=30.0,
-        help="total seconds to spend waiting for other processes to go idle before measurements (default 30)",
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.limit < 1 or not args.window > 0 or args.concurrency < 1 or args.reps < 1 or not args.drain > 0:
         parser.error("--limit, --concurrency, --reps must be >= 1; --window, --drain > 0")
@@ -565,9 +500,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--duration must be a whole number (>= 1) of --window")
     if args.limit * windows > 1_000_000 or args.duration > 600:
         parser.error("at most 1,000,000 allowed requests and 600 s per run")
-    args.candidates = [c for c in args.candidates.split(",") if c]
-    if unknown := set(args.candidates) - set(CANDIDATES):
-        parser.error(f"unknown candidates {sorted(unknown)}")
+    args.candidates = chosen_candidates(parser, args.candidates, CANDIDATES)
     return args
 
 
@@ -582,13 +515,12 @@ def _range(values: Sequence[float], fmt: str) -> str:
     return fmt_range(summarize(measured), fmt) if measured else "n/a"
 
 
-def _describe(name: str, rep: Rep, spec: dict[str, Any]) -> str:
+def _describe(name: str, rep: Rep) -> str:
     r = rep.result
-    allowed = round(spec["duration"] / spec["window"] * spec["limit"])
     calls = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items(), key=lambda kv: -kv[1]))
     refused = f"; refused locally {rep.refused}" if name == "tether" else ""
     return (
-        f"{name}: goodput {rep.goodput:.3f} of Q ({rep.ok_in_load} x 200 of {allowed} allowed, "
+        f"{name}: goodput {rep.goodput:.3f} of Q ({rep.ok_in_load} x 200 of {rep.allowed} allowed, "
         f"{rep.ok_per_s:.1f}/s); 429s {rep.limited} (after first response {rep.limited_after_first}); "
         f"errors {rep.errors}{refused}; sent {rep.sent} [upstream received {rep.received}], {rep.late} after the "
         f"load ended; windows opened {rep.windows}, quota used per complete window {_num(rep.used_per_window, '.3f')}, "
@@ -633,10 +565,10 @@ def _report(args: argparse.Namespace, reps: dict[str, list[Rep]]) -> bool:
     return met
 
 
-def _run_one(script: Path, spec: dict[str, Any], server: UpstreamServer, timeout: float) -> tuple[Rep, list[str]]:
-    server.prepare(spec["limit"], spec["window"])
+def _run_one(script: Path, spec: dict[str, Any], server: TetherUpstream, timeout: float) -> tuple[Rep, list[str]]:
+    prepare(server, spec["limit"], spec["window"])
     result = run_worker(script, spec, timeout=timeout, server=server)
-    return measure(spec, result, server.arrivals())
+    return measure(spec, result, arrivals(server))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -648,8 +580,6 @@ def main(argv: list[str] | None = None) -> int:
     terminate_on_sigterm()
     started = time.monotonic()
     script = Path(__file__).resolve()
-    reps: dict[str, list[Rep]] = {name: [] for name in args.candidates}
-    problems: list[str] = []
     try:
         check_cpus()
         pin_self(CLIENT_CPU)
@@ -663,43 +593,31 @@ def main(argv: list[str] | None = None) -> int:
             + (" [--quick: smoke test, not a measurement]" * args.quick)
         )
         timeout = args.duration + args.drain + 60
-        with upstream(SERVER_CPU) as server:
-            print(f"upstream: {server.describe()}", flush=True)
+        # no routes yet: prepare() scripts them afresh (after a reset) before each candidate
+        with tether_upstream([], cpu=SERVER_CPU, start_timeout=15.0) as server:
+            print(f"upstream: {describe_upstream(server)}", flush=True)
             gate = QuietGate(server, args.quiet_wait)
-            for rep in range(args.reps):
-                print(f"rep {rep + 1}/{args.reps}:")
-                for name in rotated(args.candidates, rep):
-                    spec = {
-                        "candidate": name,
-                        "url": server.url,
-                        "limit": args.limit,
-                        "window": args.window,
-                        "duration": args.duration,
-                        "concurrency": args.concurrency,
-                        "drain": args.drain,
-                    }
-                    gate.wait()
-                    try:
-                        one, found = _run_one(script, spec, server, timeout)
-                    except BenchError as exc:
-                        problems.append(str(exc))
-                        print(f"  {name}: FAILED")
-                        continue
-                    problems += found
-                    reps[name].append(one)
-                    print("  " + _describe(name, one, spec), flush=True)
+            base = {
+                "url": server.url,
+                "limit": args.limit,
+                "window": args.window,
+                "duration": args.duration,
+                "concurrency": args.concurrency,
+                "drain": args.drain,
+            }
+            reps, problems = run_interleaved(
+                args.reps,
+                args.candidates,
+                gate,
+                base=base,
+                run_one=lambda spec: _run_one(script, spec, server, timeout),
+                describe=_describe,
+            )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _report(args, reps)
-    print(f"waited {gate.waited:.0f} s (of --quiet-wait {args.quiet_wait:g}) for other processes to go idle")
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    print(f"elapsed: {time.monotonic() - started:.0f} s")
-    if problems:
-        print("INVALID RUN: see the failures above")
-        return 1
-    return 0
+    return finish(gate, problems, started)
 
 
 if __name__ == "__main__":
