@@ -13,16 +13,12 @@ import tether
 from tether.testing import Upstream
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def upstream() -> Iterator[Upstream]:
+    """A fresh upstream per test: a background revalidation a closed client abandoned mid-request must not reach
+    the next test's scripted replies (a shared, reset upstream let such a straggler take the next test's first)."""
     with Upstream().running() as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh_upstream(request: pytest.FixtureRequest) -> None:
-    if "upstream" in request.fixturenames:
-        request.getfixturevalue("upstream").reset()
 
 
 class AsyncFacade:

@@ -2,8 +2,10 @@
 
 Each dialect becomes a :class:`Quota`: ``remaining`` calls allowed over the next ``reset_after`` seconds.
 
-- IETF draft-ietf-httpapi-ratelimit-headers, draft-07 and later: ``RateLimit: "policy";r=<remaining>;t=<reset>``;
-  earlier drafts: ``RateLimit: limit=…, remaining=…, reset=…`` or ``RateLimit-Remaining`` with ``RateLimit-Reset``.
+- IETF draft-ietf-httpapi-ratelimit-headers, draft-07 and later: ``RateLimit: "policy";r=<remaining>;t=<reset>``,
+  one list member per policy; the strictest policy (the fewest calls per second left) wins. ``t`` is optional:
+  without it the policy's window ``w`` from ``RateLimit-Policy: "policy";q=<quota>;w=<window>`` bounds the reset.
+  Earlier drafts: ``RateLimit: limit=…, remaining=…, reset=…`` or ``RateLimit-Remaining`` with ``RateLimit-Reset``.
 - The widespread ``X-RateLimit-Remaining`` with ``X-RateLimit-Reset`` (delta seconds, or a Unix time in seconds
   or milliseconds, as GitHub sends it).
 - Shopify's leaky bucket, ``X-Shopify-Shop-Api-Call-Limit: <used>/<size>``: the bucket leaks ``size / 20`` calls
@@ -17,6 +19,7 @@ Pure and never raising: an unreadable header is no header.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 
@@ -42,22 +45,56 @@ def _count(value: str | None) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _structured(value: str, wall: Callable[[], float]) -> Quota | None:
+def _structured(value: str, wall: Callable[[], float], get_header: GetHeader) -> Quota | None:
+    if ";" not in value:  # an early draft's one policy: ``limit=…, remaining=…, reset=…``
+        return _params(value.split(","), wall, None)
+    strictest: Quota | None = None
+    windows: dict[str, float] | None = None
+    for member in value.split(","):
+        name, *params = member.split(";")
+        quota = _params(params, wall, None)
+        if quota is None and any(p.strip().lower().startswith("r=") for p in params):  # no ``t``: use the window
+            if windows is None:
+                windows = _windows(get_header("ratelimit-policy"))
+            quota = _params(params, wall, windows.get(name.strip()))
+        if quota is not None and (strictest is None or _pace(quota) > _pace(strictest)):
+            strictest = quota
+    return strictest
+
+
+def _params(params: list[str], wall: Callable[[], float], default_reset: float | None) -> Quota | None:
     remaining: int | None = None
-    reset: float | None = None
-    for item in value.split(","):
-        for param in item.split(";"):
-            key, sep, raw = param.strip().partition("=")
-            key = key.strip().lower()
-            if not sep:
-                continue
-            if key in ("r", "remaining"):
-                remaining = _count(raw)
-            elif key in ("t", "reset"):
-                reset = parse_reset(raw, wall())
+    reset = default_reset
+    for param in params:
+        key, sep, raw = param.strip().partition("=")
+        key = key.strip().lower()
+        if not sep:
+            continue
+        if key in ("r", "remaining"):
+            remaining = _count(raw)
+        elif key in ("t", "reset"):
+            reset = parse_reset(raw, wall())
     if remaining is None or reset is None:
         return None
     return Quota(remaining, reset)
+
+
+def _windows(value: str | None) -> dict[str, float]:
+    """The window ``w`` of each policy in a ``RateLimit-Policy`` field, by policy name (as written, quoted)."""
+    windows: dict[str, float] = {}
+    for member in (value or "").split(","):
+        name, *params = member.split(";")
+        for param in params:
+            key, sep, raw = param.strip().partition("=")
+            window = _count(raw) if sep and key.strip().lower() == "w" else None
+            if window:
+                windows[name.strip()] = float(window)
+    return windows
+
+
+def _pace(quota: Quota) -> tuple[float, float]:
+    """How strict a quota is: seconds per remaining call (none left: infinitely), then the wait to its reset."""
+    return (quota.reset_after / quota.remaining if quota.remaining else math.inf, quota.reset_after)
 
 
 def _shopify(value: str) -> Quota | None:
@@ -94,7 +131,7 @@ def read_quota(status: int, get_header: GetHeader, wall: Callable[[], float]) ->
             return Quota(0, delay)
     structured = get_header("ratelimit")
     if structured is not None:
-        quota = _structured(structured, wall)
+        quota = _structured(structured, wall, get_header)
         if quota is not None:
             return quota
     for prefix in ("ratelimit-", "x-ratelimit-"):  # the standard's delta seconds first: see Limiter.learn
