@@ -321,14 +321,22 @@ class BulkheadFull(TetherError):
 class SharedStateUnavailable(TetherError):
     """The shared limiter, budget and circuit state (Redis) could not be reached, and it is set to fail closed.
 
-    No call was made: with ``on_unavailable="closed"`` a call that cannot consult the shared quota or circuit is
-    refused rather than risk exceeding a quota other processes count on.
+    No request was sent for the decision that failed: with ``on_unavailable="closed"`` a call that cannot consult
+    the shared quota, circuit or retry budget before sending is refused rather than risk exceeding a quota other
+    processes count on. (What follows a response, recording it in the circuit or learning the quota it announced,
+    never discards the response: the call returns it and a warning is logged.) An attempt may have been made
+    before: a retry refused this way keeps the failure it was retrying as ``last_error``, also chained as
+    ``__cause__``.
     """
 
     advice = (
         "Check that Redis is up and reachable from this process; calls resume by themselves once it answers. "
         "To keep calling on each process's own state during an outage, use on_unavailable='open'."
     )
+
+    def __init__(self, summary: str, *, last_error: BaseException | None = None, **context: object) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.last_error = last_error
 
 
 class RetryAfterTooLong(TetherError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from email.utils import formatdate
 from pathlib import Path
@@ -517,3 +518,250 @@ def test_closing_ends_background_revalidations(upstream: Upstream, make_client: 
     api.close()
     assert time.monotonic() - started < 5
     assert api.client._caching.revalidating == 0
+
+
+# -- credentials the client's auth sets, whatever their names ------------------------------------------------
+
+
+def raw_files(directory: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in directory.iterdir() if path.is_file())
+
+
+def test_an_api_key_header_with_an_unflagged_name_keys_the_entry(upstream: Upstream, make_client: Any) -> None:
+    """Every header the client's auth sets is a credential, not only those ``is_sensitive_name`` flags: two
+    clients with ``APIKey(..., header="Ocp-Apim-Subscription-Key")`` (Azure API Management) sharing one storage
+    never get each other's ``private`` responses."""
+    upstream.route(
+        "GET",
+        "/me",
+        Reply(json={"user": "alice"}, headers={"Cache-Control": "private, max-age=60"}),
+        Reply(json={"user": "bob"}, headers={"Cache-Control": "private, max-age=60"}),
+    )
+    cache = Cache(MemoryStorage())
+    header = "Ocp-Apim-Subscription-Key"
+    alice = make_client(upstream.url, cache=cache, policy=FAST, auth=tether.APIKey("alice-key", header=header))
+    bob = make_client(upstream.url, cache=cache, policy=FAST, auth=tether.APIKey("bob-key", header=header))
+    assert alice.get("/me").json() == {"user": "alice"}
+    bob_me = bob.get("/me")
+    assert bob_me.json() == {"user": "bob"}, f"bob got alice's private response ({status(bob_me)})"
+    assert len(upstream.requests_for("/me")) == 2
+
+
+def test_a_query_api_key_with_an_unflagged_name_is_not_stored_in_plaintext(upstream: Upstream, tmp_path: Path) -> None:
+    """The auth's query parameter is cut out of the stored URL by name: ``APIKey(k, in_="query", name="appid")``
+    (OpenWeatherMap's parameter, which ``is_sensitive_name`` does not flag) leaves no trace in the SQLite file,
+    and the response is still stored."""
+    upstream.route("GET", "/weather", Reply(json={"t": 21}, headers={"Cache-Control": "max-age=60"}))
+    with SQLiteStorage(tmp_path / "cache.db") as storage:
+        api = tether.Client(
+            upstream.url,
+            cache=Cache(storage),
+            policy=FAST,
+            auth=tether.APIKey("appid-secret-4711", in_="query", name="appid"),
+        )
+        api.get("/weather")
+        api.close()
+        assert len(storage) == 1
+    leaked = b"appid-secret-4711" in raw_files(tmp_path)
+    assert not leaked, "the API key is in the SQLite file in plaintext"
+
+
+def test_a_response_echoing_the_query_api_key_in_a_header_is_not_stored(upstream: Upstream, tmp_path: Path) -> None:
+    """An API taking ``?api_key=`` may echo it in its pagination ``Link`` header (GitHub did): a response whose
+    stored header values hold one of the request's secret values is not stored, so the key never reaches disk."""
+    upstream.route(
+        "GET",
+        "/items",
+        Reply(
+            json=[1, 2],
+            headers={
+                "Cache-Control": "max-age=60",
+                "Link": f'<{upstream.url}/items?page=2&api_key=query-secret-0815>; rel="next"',
+            },
+        ),
+    )
+    with SQLiteStorage(tmp_path / "cache.db") as storage:
+        api = tether.Client(
+            upstream.url, cache=Cache(storage), policy=FAST, auth=tether.APIKey("query-secret-0815", in_="query")
+        )
+        api.get("/items")
+        api.close()
+    leaked = b"query-secret-0815" in raw_files(tmp_path)
+    assert not leaked, "the API key is in the SQLite file in plaintext (the stored Link header)"
+
+
+def test_an_unsafe_request_invalidates_the_get_despite_a_query_api_key(upstream: Upstream) -> None:
+    """RFC 9111 §4.4 with a query ``APIKey``: the GET's ``url_key`` (computed with the key applied, then cut out)
+    and the DELETE's (computed before auth) are the same, because the secret is cut out of the query as sent
+    rather than the query being re-encoded (``ids=1,2`` stays ``ids=1,2``, not ``ids=1%2C2``)."""
+    upstream.route("GET", "/items", Reply(json={"n": 2}, headers={"Cache-Control": "max-age=3600"}))
+    upstream.route("DELETE", "/items", Reply(status=204))
+    api = tether.Client(upstream.url, cache=Cache(), policy=FAST, auth=tether.APIKey("k-123", in_="query"))
+    api.get("/items?ids=1,2")
+    api.delete("/items?ids=1,2")
+    after = api.get("/items?ids=1,2")
+    api.close()
+    assert status(after) != "HIT"
+    assert len(upstream.requests_for("/items")) == 3
+
+
+# -- RFC 9111 / 9110 details ---------------------------------------------------------------------------------
+
+
+def test_sqlite_a_newer_response_too_large_to_store_drops_the_outdated_entry(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """A newer representation over ``SQLiteStorage(max_bytes=...)`` is not stored, and the outdated one it was
+    to replace is deleted all the same: the next call fetches instead of serving the superseded ``v1`` as a
+    fresh HIT."""
+    upstream.route(
+        "GET",
+        "/doc",
+        Reply(body="v1", headers={"Cache-Control": "max-age=3600", "ETag": '"v1"'}),
+        Reply(body="v2" * 5_000, headers={"Cache-Control": "max-age=3600", "ETag": '"v2"'}),
+    )
+    with SQLiteStorage(tmp_path / "cache.db", max_bytes=4_096) as storage:
+        api = tether.Client(upstream.url, cache=Cache(storage), policy=FAST, clock=FakeClock())
+        assert api.get("/doc").text == "v1"
+        assert api.get("/doc", headers={"Cache-Control": "no-cache"}).text.startswith("v2")
+        again = api.get("/doc")
+        api.close()
+    assert again.text.startswith("v2"), f"served the superseded representation ({status(again)})"
+
+
+def test_a_redirect_stored_without_following_is_not_served_to_a_call_that_follows(upstream: Upstream) -> None:
+    """The cache sits in front of the pipeline and its key ignores the policy, so a redirect the pipeline would
+    follow is never stored: a 301 fetched with ``max_redirects=0`` is not served to a later call whose policy
+    follows redirects (which gets the target, through the redirect flow and its credential stripping)."""
+    upstream.route("GET", "/old", Reply(status=301, headers={"Location": "/new", "Cache-Control": "max-age=3600"}))
+    upstream.route("GET", "/new", Reply(json={"new": True}))
+    api = tether.Client(upstream.url, cache=Cache(), policy=FAST)
+    assert api.get("/old", policy=FAST.replace(max_redirects=0)).status_code == 301
+    followed = api.get("/old")
+    api.close()
+    assert followed.status_code == 200, f"a {followed.status_code} served as {status(followed)}"
+    assert followed.json() == {"new": True}
+
+
+def test_expires_in_asctime_format_is_understood(upstream: Upstream) -> None:
+    """RFC 9110 §5.6.7: a recipient MUST accept all three HTTP-date forms; ``Expires: Tue Nov 14 23:13:20 2023``
+    (asctime, no zone: GMT) gives the response an hour of freshness."""
+    expires = time.asctime(time.gmtime(WALL + 3_600))
+    upstream.route("GET", "/x", Reply(json={}, headers={"Date": formatdate(WALL, usegmt=True), "Expires": expires}))
+    clock = FakeClock()
+    api = tether.Client(upstream.url, cache=Cache(), policy=FAST, clock=clock)
+    api.get("/x")
+    clock.advance(60)
+    second = api.get("/x")
+    api.close()
+    assert status(second) == "HIT"
+
+
+def test_only_if_cached_never_contacts_the_origin(upstream: Upstream) -> None:
+    """RFC 9111 §5.2.1.7: with ``only-if-cached`` and nothing stored, the answer is a 504 (raised as a
+    ``ServerError`` under a policy that raises for status, returned under one that does not) and the origin
+    never sees the request; once a fresh response is stored, it is served."""
+    upstream.route("GET", "/x", Reply(json={"v": 1}, headers={"Cache-Control": "max-age=60"}))
+    api = tether.Client(upstream.url, cache=Cache(), policy=FAST)
+    only = {"Cache-Control": "only-if-cached"}
+    with pytest.raises(ServerError) as raised:
+        api.get("/x", headers=only)
+    assert raised.value.status_code == 504
+    returned = api.get("/x", headers=only, policy=FAST.replace(raise_for_status=False))
+    assert returned.status_code == 504
+    assert upstream.requests_for("/x") == []
+    api.get("/x")
+    hit = api.get("/x", headers=only)
+    api.close()
+    assert (hit.status_code, status(hit)) == (200, "HIT")
+    assert len(upstream.requests_for("/x")) == 1
+
+
+def test_a_head_response_with_a_new_validator_makes_the_stored_get_stale(upstream: Upstream) -> None:
+    """RFC 9111 §4.3.5: a 200 to a HEAD whose ``ETag`` differs from the stored GET's makes that GET stale
+    (tether drops it): after the HEAD said the representation is now ``"v2"``, the ``"v1"`` body is not served
+    as a fresh HIT."""
+    upstream.route("GET", "/r", Reply(body="v1", headers={"Cache-Control": "max-age=3600", "ETag": '"v1"'}))
+    upstream.route("HEAD", "/r", Reply(headers={"Cache-Control": "max-age=3600", "ETag": '"v2"'}))
+    api = tether.Client(upstream.url, cache=Cache(), policy=FAST, clock=FakeClock())
+    api.get("/r")
+    assert api.head("/r").headers["ETag"] == '"v2"'
+    after = api.get("/r")
+    api.close()
+    assert status(after) != "HIT" or after.headers["ETag"] == '"v2"'
+
+
+def test_a_head_response_with_the_same_validator_freshens_the_stored_get(upstream: Upstream) -> None:
+    """RFC 9111 §4.3.5, the other half: a 200 to a HEAD whose validators agree with the stored GET's updates
+    it like a 304 would (its fields, its age restarting), so the stale GET is a fresh HIT again. The HEAD
+    carries the GET's ``Content-Length``, as a server's does; a different length would make the GET stale."""
+    upstream.route("GET", "/r", Reply(body="v1", headers={"Cache-Control": "max-age=60", "ETag": '"v1"'}))
+    head = {"Cache-Control": "max-age=60", "ETag": '"v1"', "Content-Length": "2", "X-Seen": "head"}
+    upstream.route("HEAD", "/r", Reply(headers=head))
+    clock = FakeClock()
+    api = tether.Client(upstream.url, cache=Cache(), policy=FAST, clock=clock)
+    api.get("/r")
+    clock.advance(120)
+    api.head("/r")
+    after = api.get("/r")
+    api.close()
+    assert (status(after), after.text, after.headers.get("X-Seen")) == ("HIT", "v1", "head")
+    assert len(upstream.requests_for("/r")) == 2  # the GET and the HEAD
+
+
+def test_a_304_that_adds_vary_rekeys_the_entry(upstream: Upstream) -> None:
+    """RFC 9111 §4.1 after a 304 (§4.3.4): a ``Vary: Accept`` the 304 adds re-keys the freshened entry by the
+    revalidating request's ``Accept``, so a request for XML is not served the stored JSON."""
+    upstream.route(
+        "GET",
+        "/neg",
+        Reply(json={"fmt": "json"}, headers={"Cache-Control": "max-age=60", "ETag": '"a"'}),
+        Reply(status=304, headers={"Cache-Control": "max-age=60", "ETag": '"a"', "Vary": "Accept"}),
+        Reply(body="<xml/>", headers={"Cache-Control": "max-age=60", "ETag": '"b"', "Vary": "Accept"}),
+    )
+    clock = FakeClock()
+    api = tether.Client(upstream.url, cache=Cache(), policy=FAST, clock=clock)
+    api.get("/neg")
+    clock.advance(61)
+    assert status(api.get("/neg")) == "REVALIDATED"
+    assert status(api.get("/neg")) == "HIT"  # the same Accept finds the re-keyed entry
+    xml = api.get("/neg", headers={"Accept": "application/xml"})
+    api.close()
+    assert xml.content == b"<xml/>", f"{status(xml)}: {xml.content!r}"
+
+
+# -- background revalidation ---------------------------------------------------------------------------------
+
+
+def test_sync_a_background_revalidation_that_cannot_start_never_fails_the_call(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When no thread can be started (``RuntimeError: can't start new thread``, simulated), the stale response
+    is served all the same, the failure is logged at WARNING, and the entry's revalidation slot is released (a
+    later call may revalidate it; ``close()`` does not wait for a thread that does not exist)."""
+    upstream.route(
+        "GET", "/s", Reply(json={"v": 1}, headers={"Cache-Control": "max-age=1, stale-while-revalidate=600"})
+    )
+    clock = FakeClock()
+    api = tether.Client(upstream.url, cache=Cache(), policy=FAST, clock=clock)
+    api.get("/s")
+    clock.advance(5)
+
+    def cannot_start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, "tether.cache"):
+        patch.setattr(threading.Thread, "start", cannot_start)
+        try:
+            served: tether.Response | None = api.get("/s")
+        except RuntimeError:
+            served = None
+    caching = api._caching
+    assert caching is not None
+    leaked = caching.revalidating
+    with caching._lock:  # let close() return at once even if the slot leaked
+        caching._background.clear()
+    api.close()
+    assert served is not None and status(served) == "STALE"
+    assert leaked == 0
+    assert "could not start the background revalidation" in caplog.text

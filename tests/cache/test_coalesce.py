@@ -222,3 +222,54 @@ def test_an_interrupted_leader_hands_over_to_a_follower() -> None:
     assert not any(thread.is_alive() for thread in followers)
     assert len(runs) == 2  # one follower led the second execution
     assert sorted(results) == [("second try", False), ("second try", False), ("second try", True)]
+
+
+def test_sync_followers_each_raise_a_copy_of_the_leaders_error() -> None:
+    """Followers raise copies of the leader's exception (same type, message, attributes and cause), each its
+    own object starting from the leader's traceback, so no thread's frames join another's traceback."""
+    flights: SyncSingleFlight[int] = SyncSingleFlight()
+    started = threading.Event()
+    release = threading.Event()
+
+    class Keyed(Exception):
+        def __init__(self, message: str, *, code: int) -> None:  # keyword-only, like tether's errors
+            super().__init__(message)
+            self.code = code
+
+    def look_up() -> int:
+        raise KeyError("inner")
+
+    def work() -> int:
+        started.set()
+        release.wait(5)
+        try:
+            return look_up()
+        except KeyError as inner:
+            raise Keyed("boom", code=7) from inner
+
+    caught: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            flights.run("k", work)
+        except Keyed as error:
+            caught.append(error)
+
+    leader = threading.Thread(target=call)
+    leader.start()
+    assert started.wait(5)
+    followers = [threading.Thread(target=call) for _ in range(5)]
+    for thread in followers:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while flights.waiting("k") < 5 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    release.set()
+    for thread in [leader, *followers]:
+        thread.join(5)
+    assert len(caught) == 6
+    assert len({id(error) for error in caught}) == 6
+    for error in caught:
+        assert isinstance(error, Keyed)
+        assert (str(error), error.code, type(error.__cause__)) == ("boom", 7, KeyError)
+        assert error.__traceback__ is not None

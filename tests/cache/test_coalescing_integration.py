@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import traceback
 from typing import Any
 
 import pytest
@@ -170,3 +171,41 @@ def test_sync_different_credentials_are_not_coalesced() -> None:
         run_threads(30, lambda i: api.get("/me", headers={"Authorization": f"Bearer {tokens[i % 3]}"}))
         seen = sorted(request.header("Authorization") or "" for request in upstream.requests_for("/me"))
     assert seen == ["Bearer alice", "Bearer bob", "Bearer carol"]  # one request per credential, not per thread
+
+
+def test_sync_coalesced_followers_do_not_share_one_growing_traceback(upstream: Upstream) -> None:
+    """Each follower thread raises its own copy of the leader's error, with the leader's traceback: raising one
+    object in every thread would prepend each thread's frames to its shared ``__traceback__`` (with 20 threads
+    ~125 frames against ~5 for a lone call, growing with the followers and keeping their frames alive)."""
+    upstream.route("GET", "/boom", Reply(status=500, latency=0.5))
+    solo = tether.Client(upstream.url, policy=FAST)
+    with pytest.raises(ServerError) as alone:
+        solo.get("/boom")
+    solo.close()
+    baseline = len(traceback.extract_tb(alone.value.__traceback__))
+
+    api = tether.Client(upstream.url, coalesce=True, policy=FAST)
+    errors: list[ServerError] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        try:
+            api.get("/boom")
+        except ServerError as error:
+            with lock:
+                errors.append(error)
+
+    threads = [threading.Thread(target=call) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    api.close()
+    assert len(errors) == 20
+    assert len(upstream.requests_for("/boom")) == 2  # the solo call and one coalesced call
+    assert len({id(error) for error in errors}) == 20  # every caller has its own exception object
+    assert {(type(error), error.status_code, str(error)) for error in errors} == {
+        (ServerError, 500, str(errors[0]))
+    }  # ... equal to the leader's
+    longest = max(len(traceback.extract_tb(error.__traceback__)) for error in errors)
+    assert longest <= baseline + 20, f"{longest} frames in a caller's traceback (a single call has {baseline})"

@@ -108,3 +108,16 @@ def test_vary() -> None:
     assert parse_vary(["Accept, *"]) is None
     assert parse_vary([" , ,"]) == ()
     assert parse_vary([]) == ()
+
+
+def test_asctime_http_dates_are_gmt() -> None:
+    """RFC 9110 §5.6.7: the asctime form has no zone and is GMT; any other zone-less date is still refused."""
+    assert parse_http_date("Sun Nov  6 08:49:37 1994") == 784111777.0
+    assert parse_http_date("Sun Nov 16 08:49:37 1994") == 784111777.0 + 10 * 86_400
+    assert parse_http_date("Sun, 06 Nov 1994 08:49:37") is None
+
+
+def test_only_if_cached_is_understood() -> None:
+    """RFC 9111 §5.2.1.7: the request directive is parsed (the flow then never contacts the origin)."""
+    assert cc("only-if-cached").only_if_cached
+    assert not cc("no-cache").only_if_cached

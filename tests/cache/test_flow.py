@@ -207,3 +207,32 @@ def test_a_response_that_now_varies_differently_replaces_the_old_variant() -> No
     assert save.entry.vary == ("accept",)
     assert isinstance(drop, Drop)
     assert (drop.key, drop.vary_key) == (entry.key, entry.vary_key)
+
+
+def test_only_if_cached_is_answered_from_storage_or_with_a_504() -> None:
+    """RFC 9111 §5.2.1.7: ``only-if-cached`` never yields a ``Fetch`` nor a ``Background``: a fresh entry is a
+    HIT, a stale one within ``stale-while-revalidate`` is served STALE without revalidating, and nothing stored
+    (or a stale entry that would need validating, or a request the cache would pass through) gives a 504."""
+    clock = FakeClock()
+    only = {"Cache-Control": "only-if-cached"}
+    entry = fetched(clock, request(), response({"Cache-Control": "max-age=1, stale-while-revalidate=9"}))
+
+    def answer(stored: list[CacheEntry]) -> Response:
+        flow = start(request(**only), clock)
+        assert isinstance(next(flow), Load)
+        result, actions = run_to_end(flow, stored)
+        assert actions == []  # neither Fetch nor Background
+        assert isinstance(result, Response)
+        return result
+
+    assert answer([entry]).headers[CACHE_STATUS_HEADER] == "HIT"
+    clock.advance(5)
+    assert answer([entry]).headers[CACHE_STATUS_HEADER] == "STALE"
+    clock.advance(60)
+    assert answer([entry]).status_code == 504
+    assert answer([]).status_code == 504
+    bypassing = request(**only, **{"If-None-Match": '"x"'})
+    with pytest.raises(StopIteration) as stop:
+        next(start(bypassing, clock))
+    assert isinstance(stop.value.value, Response)
+    assert stop.value.value.status_code == 504

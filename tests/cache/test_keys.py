@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tether._models import Headers, Request
-from tether.cache._keys import RequestKeys, request_keys, url_key, vary_key
+from tether.cache._keys import NO_CREDENTIALS, Credentials, RequestKeys, request_keys, url_key, vary_key
 
 URL = "https://api.example/v1/items?page=2"
 SECRET = "sk_live_abcdef123456"
@@ -79,3 +79,43 @@ def test_vary_key_normalises_whitespace_and_lines_but_not_values() -> None:
     # an absent header is not an empty one
     assert vary_key(Headers({"Accept-Language": ""}), ("accept-language",)) != vary_key(Headers(), ("accept-language",))
     assert vary_key(one, ()) == ""
+
+
+AUTH_SETS = Credentials(headers=frozenset({"ocp-apim-subscription-key"}), params=frozenset({"appid"}))
+
+
+def test_the_auths_headers_and_params_are_credentials_whatever_their_names() -> None:
+    """Names ``is_sensitive_name`` does not flag are credentials when the client's auth sets them: they key the
+    entry (by digest) and leave the URL; without ``Credentials`` they are ordinary headers and parameters."""
+
+    def keys(url: str, headers: dict[str, str], credentials: Credentials = AUTH_SETS) -> RequestKeys:
+        return request_keys(Request("GET", url, headers=Headers(headers)), "", credentials)
+
+    alice = keys(URL, {"Ocp-Apim-Subscription-Key": "alice-secret"})
+    bob = keys(URL, {"Ocp-Apim-Subscription-Key": "bob-secret"})
+    assert alice.key != bob.key
+    assert alice.flight != bob.flight
+    with_param = keys(URL + "&appid=" + SECRET, {})
+    assert with_param.url_key == url_key(URL, AUTH_SETS) == url_key(URL)
+    assert SECRET not in with_param.url
+    assert SECRET in with_param.secrets  # kept for the call, to refuse storing a response that echoes it
+    assert SECRET not in repr(with_param)
+    plain = keys(URL + "&appid=" + SECRET, {}, NO_CREDENTIALS)
+    assert SECRET in plain.url  # appid is not a credential by name
+
+
+def test_cutting_a_secret_keeps_the_rest_of_the_query_as_sent() -> None:
+    """The secret is cut out of the query as sent, never re-encoded, so the ``url_key`` of a URL with the auth's
+    parameter equals that of the same URL without it (what an unsafe request before auth invalidates)."""
+    url = "https://api.example/items?ids=1,2&q=a+b&x=%2F"
+    assert url_key(url + "&api_key=" + SECRET) == url_key(url)
+    assert url_key(url + "&appid=" + SECRET, AUTH_SETS) == url_key(url, AUTH_SETS)
+    assert url_key("https://api.example/items?api_key=" + SECRET) == url_key("https://api.example/items")
+    assert url_key(url) != url_key(url.replace("1,2", "1%2C2"))  # the query's bytes are the URL's
+
+
+def test_a_head_knows_the_key_of_the_get_it_may_update() -> None:
+    """RFC 9111 §4.3.5: a HEAD's ``get_key`` is the key of the same request as a GET (same credentials)."""
+    head = request_keys(Request("HEAD", URL, headers=Headers({"Authorization": "Bearer a"})))
+    get = request_keys(Request("GET", URL, headers=Headers({"Authorization": "Bearer a"})))
+    assert head.get_key == get.key == get.get_key != head.key

@@ -10,23 +10,29 @@ from hypothesis import strategies as st
 
 from tether._models import Headers, Response
 from tether.cache._fields import CacheControl, parse_cache_control
+from tether.cache._keys import vary_key
 from tether.cache._rules import (
+    FOLLOWED_REDIRECTS,
     Fresh,
     Revalidate,
     Rules,
     ServeStale,
     assess,
+    carries_secrets,
     conditional_headers,
     current_age,
     freshen,
     freshness_lifetime,
+    head_matches,
     is_outage,
     stale_if_error_allows,
     storable,
     stored_headers,
     validator_matches,
+    with_date,
 )
 from tether.cache._storage import CacheEntry
+from tether.client._redirects import REDIRECT_STATUSES
 from tether.errors import (
     CircuitOpen,
     ConnectError,
@@ -261,3 +267,68 @@ def test_no_header_value_makes_the_rules_raise(cache_control: str, age: str, exp
     assert isinstance(decision, Fresh | ServeStale | Revalidate)
     stale_if_error_allows(stored, NO_CC, now, RULES)
     storable("GET", 200, stored.headers, NO_CC, RULES, now=now)
+
+
+def test_a_304_without_date_restarts_the_age() -> None:
+    """RFC 9110 §6.6.1: a 304 without ``Date`` is dated when received, so the freshened entry's apparent age
+    (``response_time - Date``) restarts with its request/response times; a just-revalidated ``max-age=60``
+    entry is fresh, not aged from the first fetch (which would make every call revalidate again)."""
+    stored = entry({"Date": date(T0), "Cache-Control": "max-age=60", "ETag": '"a"'})
+    not_modified = Headers([("ETag", '"a"'), ("Cache-Control", "max-age=60")])  # no Date
+    fresh = freshen(stored, not_modified, T0 + 120, T0 + 120)
+    assert fresh.headers["Date"] == date(T0 + 120)
+    assert isinstance(assess(fresh, NO_CC, T0 + 121, RULES), Fresh)
+    dated = freshen(stored, Headers([("Date", date(T0 + 100))]), T0 + 120, T0 + 120)
+    assert dated.headers["Date"] == date(T0 + 100)  # a 304's own Date is kept
+
+
+def test_a_response_stored_without_date_is_dated_when_received() -> None:
+    """RFC 9110 §6.6.1: a cache storing a response without ``Date`` adds one, the time it was received."""
+    assert with_date(Headers({"ETag": '"a"'}), T0)["Date"] == date(T0)
+    assert with_date(Headers({"Date": date(T0 - 5)}), T0)["Date"] == date(T0 - 5)
+
+
+def test_freshen_rekeys_by_the_304s_vary() -> None:
+    """RFC 9111 §4.1: a 304 that adds ``Vary`` moves the entry to the variant of the revalidating request."""
+    stored = entry({"ETag": '"a"'})
+    fresh = freshen(stored, Headers({"Vary": "Accept"}), T0, T0, request_headers=Headers({"Accept": "text/csv"}))
+    assert fresh.vary == ("accept",)
+    assert fresh.vary_key == vary_key(Headers({"Accept": "text/csv"}), ("accept",)) != stored.vary_key
+
+
+def test_redirects_the_pipeline_follows_are_not_stored() -> None:
+    """A stored redirect would be served to calls whose policy follows redirects: the statuses the pipeline
+    follows, with a ``Location``, are never stored (and the cache's list agrees with the pipeline's)."""
+    assert FOLLOWED_REDIRECTS == REDIRECT_STATUSES
+    for code in sorted(REDIRECT_STATUSES):
+        assert not store({"Cache-Control": "max-age=60", "Location": "/new"}, status=code)
+    assert store({"Cache-Control": "max-age=60"}, status=301)  # no Location: not followed, it is the answer
+
+
+def test_a_response_echoing_a_request_secret_is_not_stored() -> None:
+    """No stored header value may hold one of the request's secret values (an echoed query API key)."""
+    link = Headers({"Cache-Control": "max-age=60", "Link": "</x?page=2&api_key=sk_live_abcdef>; rel=next"})
+    assert storable("GET", 200, link, NO_CC, RULES, now=T0)
+    assert not storable("GET", 200, link, NO_CC, RULES, now=T0, secrets=frozenset({"sk_live_abcdef"}))
+    assert carries_secrets(link, ("sk_live_abcdef",))
+    assert not carries_secrets(link, ("another-secret",))
+
+
+def test_head_matches_compares_every_validator_the_head_carries() -> None:
+    """RFC 9111 §4.3.5: a HEAD updates a stored GET only if its ``ETag``, ``Last-Modified`` and
+    ``Content-Length`` (those it carries) agree with the stored ones."""
+    modified = "Sun, 06 Nov 1994 08:49:37 GMT"
+    stored = entry({"ETag": 'W/"v1"', "Last-Modified": modified, "Content-Length": "4"})
+    assert head_matches(stored, Headers({"ETag": '"v1"', "Last-Modified": modified, "Content-Length": "4"}))
+    assert head_matches(stored, Headers({}))
+    assert not head_matches(stored, Headers({"ETag": '"v2"'}))
+    assert not head_matches(stored, Headers({"ETag": '"v1"', "Last-Modified": "Mon, 07 Nov 1994 08:49:37 GMT"}))
+    assert not head_matches(stored, Headers({"ETag": '"v1"', "Content-Length": "0"}))
+    assert not head_matches(entry({}), Headers({"ETag": '"v1"'}))
+
+
+def test_the_entry_keeps_its_parsed_cache_control() -> None:
+    """The response's ``Cache-Control`` is parsed once, when the entry is made (or replaced), not per lookup."""
+    stored = entry({"Cache-Control": "max-age=60, must-revalidate"})
+    assert stored.cache_control == CacheControl(max_age=60, must_revalidate=True)
+    assert stored.replace(headers=Headers({"Cache-Control": "no-cache"})).cache_control == CacheControl(no_cache=True)

@@ -225,3 +225,12 @@ def test_sqlite3_is_imported_only_by_a_sqlite_storage() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_an_entry_too_large_to_store_removes_the_variant_it_replaces(storage: CacheStorage) -> None:
+    """A newer response over ``max_bytes`` is not stored, and the outdated variant it was to replace goes all
+    the same (else the cache would keep serving it as fresh); other variants stay."""
+    storage.put(entry("a", "v1"))
+    storage.put(entry("a", "v2"))
+    storage.put(entry("a", "v1", body=b"x" * 20_000))
+    assert [e.vary_key for e in storage.get("a")] == ["v2"]

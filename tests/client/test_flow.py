@@ -28,7 +28,7 @@ from tether.errors import (
     Unauthorized,
 )
 from tether.events import AttemptStarted, CallCompleted, Event, GaveUp, RetryScheduled, RetrySuppressed
-from tether.policies import RetryBudget, RetryBudgetState
+from tether.policies import CircuitBreaker, RateLimit, RetryBudget, RetryBudgetState
 from tether.testing import FakeClock
 
 Step = int | TransportError | tuple[int, dict[str, str]]
@@ -376,3 +376,19 @@ def test_a_learned_stop_past_the_deadline_is_refused_locally_and_says_where_it_c
     assert caught.value.retry_after == pytest.approx(60.0)
     assert "the quota the provider announced" in str(caught.value)
     assert "declared" not in str(caught.value)
+
+
+def test_equal_settings_built_per_call_share_their_circuit_and_limiter() -> None:
+    """States are found by the setting's value: a policy built per call (``Policy(breaker=CircuitBreaker(...))`` in
+    each call) finds the circuit and quotas of an equal one built before, and the client keeps one per value."""
+    clock = FakeClock()
+    shared = env(clock)
+    for _ in range(3):  # a circuit opened by per-call policies refuses the next such call
+        policy = Policy(budget=None, retries=0, raise_for_status=False, breaker=CircuitBreaker(min_calls=3))
+        run(call_flow(request(), policy, shared), Script([503], clock))
+    (circuit,) = shared.circuits().values()
+    assert circuit.phase == "open"
+    url = "https://api.example.com/v1/things"
+    assert shared.limiter_for(Policy(rate_limits=[RateLimit(10)]), "GET", url) is shared.limiter_for(  # type: ignore[arg-type]
+        Policy(rate_limits=(RateLimit(10),)), "GET", url
+    )

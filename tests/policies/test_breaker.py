@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tether.errors import ConfigurationError
-from tether.policies.breaker import Admitted, CircuitBreaker, CircuitState, Refused
+from tether.policies.breaker import CLOSED_ADMISSION, Admitted, CircuitBreaker, CircuitState, Refused
 
 CONFIG = CircuitBreaker(min_calls=4, failure_ratio=0.5, window=10.0, buckets=10, open_for=5.0, max_open_for=30.0)
 
@@ -94,6 +94,46 @@ def test_a_probe_that_never_reports_lapses_into_a_failure() -> None:
     assert reopened.retry_at == pytest.approx(10.0 + CONFIG.probe_timeout + 10.0)  # the second trip: 2 x 5 s
     circuit.record(probe, 50.0, failed=False, duration=40.0)  # the lost probe reports at last: ignored
     assert circuit.phase == "open"
+
+
+def test_a_released_probe_frees_its_slot_and_counts_nothing() -> None:
+    """A probe whose call was cancelled before its answer gives its permit back: the next call probes at once,
+    instead of being refused for ``probe_timeout`` and finding the circuit re-opened as if the probe had failed."""
+    circuit = _tripped()
+    probe = circuit.acquire(10.0)
+    assert isinstance(probe, Admitted) and probe.probe
+    circuit.release(probe)
+    assert circuit.phase == "half_open"
+    again = circuit.acquire(10.5)
+    assert isinstance(again, Admitted) and again.probe
+    circuit.release(probe)  # twice, or after another probe took the slot: nothing happens
+    assert isinstance(circuit.acquire(10.6), Refused)  # ``again`` is still out
+    circuit.record(again, 10.7, failed=False, duration=0.2)
+    assert circuit.snapshot(10.7).phase == "closed"
+    circuit.release(CLOSED_ADMISSION)  # a closed circuit's permit: nothing to give back
+    assert circuit.snapshot(10.8).calls == 0
+
+
+def test_refusal_answers_an_open_circuit_without_taking_a_permit() -> None:
+    circuit = CircuitState(CONFIG)
+    assert circuit.refusal(0.0) is None  # closed
+    circuit = _tripped()
+    refused = circuit.refusal(1.0)
+    assert isinstance(refused, Refused)
+    assert refused.retry_at == pytest.approx(0.03 + CONFIG.open_for)
+    assert circuit.refusal(10.0) is None  # due to probe: only acquire decides, and takes the probe
+    assert circuit.phase == "open"
+    probe = circuit.acquire(10.0)
+    assert isinstance(probe, Admitted) and probe.probe
+    assert circuit.refusal(10.1) is None  # half-open: acquire says whether a probe slot is free
+
+
+def test_settings_are_values_equal_settings_hash_alike() -> None:
+    """Clients find a setting's states by its value, so settings must hash; statuses given as a set are frozen."""
+    given_set = CircuitBreaker(failure_statuses={502, 503})  # type: ignore[arg-type]
+    assert given_set.failure_statuses == frozenset({502, 503})
+    assert hash(given_set) == hash(CircuitBreaker(failure_statuses=frozenset({503, 502})))
+    assert len({CircuitBreaker(), CircuitBreaker(), CircuitBreaker(open_for=1.0)}) == 2
 
 
 def test_several_probes_must_all_succeed() -> None:

@@ -99,10 +99,40 @@ def test_a_stop_waits_for_the_reset() -> None:
 def test_later_responses_of_one_window_tighten_a_rounded_up_reset() -> None:
     # the window really ends at 1.6; the server rounds the seconds left up, as providers do
     limiter = Limiter(())
-    limiter.learn(0.0, 10, 2.0)  # ends "by 2.0"
-    limiter.learn(0.7, 9, 1.0)  # ceil(1.6 - 0.7) = 1: ends by 1.7, earlier: kept
-    limiter.learn(0.9, 8, 1.0)  # by 1.9: later than what is known, ignored
+    limiter.learn(0.0, 10, 2.0, window=True)  # ends "by 2.0"
+    limiter.learn(0.7, 9, 1.0, window=True)  # ceil(1.6 - 0.7) = 1: ends by 1.7, earlier: kept
+    limiter.learn(0.9, 8, 1.0, window=True)  # by 1.9: later than what is known, ignored
     assert _spacing(limiter, 0.9, 2) == [0.0, pytest.approx(0.8 / 8)]
+
+
+def test_a_quota_that_is_not_a_fixed_window_is_never_tightened() -> None:
+    # Shopify's leaky bucket: "40 calls over used / 2 s" grows as the bucket fills; each response is taken as said
+    limiter = Limiter(())
+    limiter.learn(0.0, 40, 0.5)
+    limiter.learn(0.4, 40, 10.0)
+    assert limiter.learned_reset == pytest.approx(10.4)
+
+
+def test_a_provider_that_rounds_resets_down_turns_the_tightening_off() -> None:
+    # the window really ends at 2.5; the provider truncates the seconds left
+    limiter = Limiter(())
+    limiter.learn(0.0, 10, 2.0, window=True)  # int(2.5) = 2: by 2.0
+    limiter.learn(0.2, 9, 2.0, window=True)  # int(2.3) = 2: by 2.2; the earlier 2.0 is kept
+    assert limiter.learned_reset == pytest.approx(2.0)
+    limiter.learn(2.1, 8, 0.0 + 0.4, window=True)  # past the bound, and still the old window (8 left): caught
+    limiter.learn(3.0, 10, 2.0, window=True)  # a new window: by 5.0
+    limiter.learn(3.2, 9, 2.0, window=True)  # by 5.2: from now on each reset is taken as said
+    assert limiter.learned_reset == pytest.approx(5.2)
+
+
+def test_a_429_right_after_a_tightened_window_turns_the_tightening_off() -> None:
+    limiter = Limiter(())
+    limiter.learn(0.0, 10, 2.0, window=True)
+    limiter.learn(0.2, 9, 2.0, window=True)  # 2.2 said, 2.0 kept
+    limiter.learn(2.05, 0, 1.0)  # but the provider refused: Retry-After 1
+    limiter.learn(3.0, 10, 2.0, window=True)
+    limiter.learn(3.2, 9, 2.0, window=True)
+    assert limiter.learned_reset == pytest.approx(5.2)  # the latest announcement, not the earliest bound
 
 
 def test_a_new_window_starts_over_when_remaining_goes_up() -> None:
@@ -130,7 +160,7 @@ def test_the_learned_reset_is_never_before_the_true_one_and_is_the_tightest_boun
     limiter = Limiter(())
     times = sorted(offset * end for offset in offsets)
     for index, now in enumerate(times):
-        limiter.learn(now, len(times) - index, float(math.ceil(end - now)))
+        limiter.learn(now, len(times) - index, float(math.ceil(end - now)), window=True)
     learned = limiter.learned_reset
     assert learned is not None
     assert learned >= end - 1e-9

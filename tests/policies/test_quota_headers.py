@@ -22,11 +22,15 @@ def _read(status: int, headers: dict[str, str]) -> Quota | None:
 @pytest.mark.parametrize(
     ("status", "headers", "expected"),
     [
-        (200, {"RateLimit": '"default";r=50;t=30'}, Quota(50, 30.0)),
-        (200, {"RateLimit": "limit=100, remaining=7, reset=12"}, Quota(7, 12.0)),
-        (200, {"RateLimit-Remaining": "9", "RateLimit-Reset": "3"}, Quota(9, 3.0)),
-        (200, {"X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": str(int(WALL) + 1800)}, Quota(4999, 1800.0)),
-        (200, {"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "60"}, Quota(10, 60.0)),
+        (200, {"RateLimit": '"default";r=50;t=30'}, Quota(50, 30.0, window=True)),
+        (200, {"RateLimit": "limit=100, remaining=7, reset=12"}, Quota(7, 12.0, window=True)),
+        (200, {"RateLimit-Remaining": "9", "RateLimit-Reset": "3"}, Quota(9, 3.0, window=True)),
+        (
+            200,
+            {"X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": str(int(WALL) + 1800)},
+            Quota(4999, 1800.0, window=True),
+        ),
+        (200, {"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "60"}, Quota(10, 60.0, window=True)),
         (200, {"X-Shopify-Shop-Api-Call-Limit": "32/40"}, Quota(40, 16.0)),  # leaks 2/s: empty in 16 s
         (429, {"Retry-After": "7", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"}, Quota(0, 7.0)),
         (503, {"Retry-After": "2"}, Quota(0, 2.0)),
@@ -36,14 +40,14 @@ def _read(status: int, headers: dict[str, str]) -> Quota | None:
         (200, {"X-RateLimit-Remaining": "5"}, None),
         (200, {"RateLimit": "garbage;;;=="}, None),
         # several policies: the strictest wins (5 left for 10 s, one per 2 s, over 900 for 360 s, one per 0.4 s)
-        (200, {"RateLimit": '"hour";r=900;t=360, "burst";r=5;t=10'}, Quota(5, 10.0)),
-        (200, {"RateLimit": '"hour";r=900;t=3600, "burst";r=5;t=10'}, Quota(900, 3600.0)),  # one per 4 s
-        (200, {"RateLimit": '"burst";r=5;t=10, "hour";r=0;t=1800'}, Quota(0, 1800.0)),  # none left: stop
+        (200, {"RateLimit": '"hour";r=900;t=360, "burst";r=5;t=10'}, Quota(5, 10.0, window=True)),
+        (200, {"RateLimit": '"hour";r=900;t=3600, "burst";r=5;t=10'}, Quota(900, 3600.0, window=True)),  # one per 4 s
+        (200, {"RateLimit": '"burst";r=5;t=10, "hour";r=0;t=1800'}, Quota(0, 1800.0, window=True)),  # none left: stop
         # no ``t``: the policy's window bounds the reset
-        (200, {"RateLimit": '"day";r=40', "RateLimit-Policy": '"day";q=1000;w=86400'}, Quota(40, 86400.0)),
+        (200, {"RateLimit": '"day";r=40', "RateLimit-Policy": '"day";q=1000;w=86400'}, Quota(40, 86400.0, window=True)),
         (200, {"RateLimit": '"day";r=40', "RateLimit-Policy": '"other";q=10;w=1'}, None),  # unknown policy
         (200, {"RateLimit": '"day";r=40', "RateLimit-Policy": '"day";q=1000;w=soon'}, None),
-        (200, {"RateLimit": '"a";r=1;t=x, "b";r=2;t=4'}, Quota(2, 4.0)),  # a malformed member is skipped
+        (200, {"RateLimit": '"a";r=1;t=x, "b";r=2;t=4'}, Quota(2, 4.0, window=True)),  # a malformed member is skipped
         (200, {"X-Shopify-Shop-Api-Call-Limit": "32/0"}, None),
         (200, {"X-RateLimit-Remaining": "-3", "X-RateLimit-Reset": "60"}, None),
     ],

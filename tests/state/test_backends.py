@@ -102,3 +102,21 @@ def test_a_circuit_opens_refuses_probes_and_closes(backend: StateBackend) -> Non
     assert isinstance(backend.acquire("host", breaker, time.monotonic()).permit, Refused)  # one probe at a time
     assert backend.record("host", breaker, probe.permit, time.monotonic(), failed=False, duration=0.01) == "closed"
     assert backend.acquire("host", breaker, time.monotonic()).phase == "closed"
+
+
+def test_a_released_probe_frees_its_slot(backend: StateBackend) -> None:
+    """A probe cancelled before its answer is given back without a verdict: the next call probes at once."""
+    breaker = CircuitBreaker(min_calls=1, open_for=0.1, probe_timeout=30.0)
+    now = time.monotonic()
+    permit = backend.acquire("host", breaker, now).permit
+    assert isinstance(permit, Admitted)
+    assert backend.record("host", breaker, permit, now, failed=True, duration=0.01) == "open"
+    time.sleep(0.15)
+    probe = backend.acquire("host", breaker, time.monotonic()).permit
+    assert isinstance(probe, Admitted) and probe.probe
+    assert isinstance(backend.acquire("host", breaker, time.monotonic()).permit, Refused)
+    backend.release("host", breaker, probe, time.monotonic())
+    again = backend.acquire("host", breaker, time.monotonic())
+    assert isinstance(again.permit, Admitted) and again.permit.probe
+    assert backend.circuit_snapshot("host", breaker, time.monotonic()).trips == 1  # not counted as a failure
+    assert backend.record("host", breaker, again.permit, time.monotonic(), failed=False, duration=0.01) == "closed"

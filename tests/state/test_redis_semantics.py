@@ -66,7 +66,7 @@ rate_limits = st.builds(
     limits=st.lists(rate_limits, max_size=3).map(tuple),
     operations=st.lists(
         st.tuples(
-            st.sampled_from(["reserve", "learn"]),
+            st.sampled_from(["reserve", "learn", "learn-window"]),
             steps,
             st.sampled_from([math.inf, 0.0, 0.3, 2.0]),
             st.integers(0, 5),
@@ -83,11 +83,23 @@ rate_limits = st.builds(
 @example(  # announcements of one window keep the earliest reset they bound
     limits=(),
     operations=[
-        ("learn", 0.0, math.inf, 3, 2.0),
-        ("learn", 0.5, math.inf, 2, 2.0),
+        ("learn-window", 0.0, math.inf, 3, 2.0),
+        ("learn-window", 0.5, math.inf, 2, 2.0),
         ("reserve", 0.0, math.inf, 0, 0.0),
         ("reserve", 0.0, math.inf, 0, 0.0),
-        ("learn", 1.5, math.inf, 5, 2.0),  # more remaining: a new window
+        ("learn-window", 1.5, math.inf, 5, 2.0),  # more remaining: a new window
+        ("reserve", 0.0, math.inf, 0, 0.0),
+        ("reserve", 0.0, math.inf, 0, 0.0),
+    ],
+)
+@example(  # a window that outlasts its tightened bound turns the tightening off
+    limits=(),
+    operations=[
+        ("learn-window", 0.0, math.inf, 4, 2.0),
+        ("learn-window", 0.5, math.inf, 3, 2.0),  # 2.5 said, 2.0 kept
+        ("learn-window", 1.6, math.inf, 2, 0.5),  # past 2.0 and still the same window
+        ("learn-window", 1.0, math.inf, 5, 2.0),
+        ("learn-window", 0.2, math.inf, 4, 2.0),  # taken as said from now on
         ("reserve", 0.0, math.inf, 0, 0.0),
         ("reserve", 0.0, math.inf, 0, 0.0),
     ],
@@ -102,8 +114,9 @@ def test_the_limiter_script_answers_as_the_limiter(
         if kind == "reserve":
             assert state.execute(commands.reserve(key, limits, now, max_wait)) == local.reserve(now, max_wait)
         else:
-            state.execute(commands.learn(key, limits, now, remaining, reset_after))
-            local.learn(now, remaining, reset_after)
+            window = kind == "learn-window"
+            state.execute(commands.learn(key, limits, now, remaining, reset_after, window=window))
+            local.learn(now, remaining, reset_after, window=window)
     assert state.stats().fallbacks == 0
 
 

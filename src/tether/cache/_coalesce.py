@@ -12,7 +12,9 @@ hanging, and followers still get the result of the leader's request.
 
 :class:`SyncSingleFlight` runs the work in the leader's thread while followers block on an event. If the leader
 is interrupted by a ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``, ``SystemExit``), the
-flight is abandoned and one of the followers runs the work again as the new leader.
+flight is abandoned and one of the followers runs the work again as the new leader. A failed flight raises a copy
+of the leader's exception in each follower, carrying the leader's traceback: raising one object in many threads
+would prepend every thread's frames to its one shared ``__traceback__`` (growing, and keeping those frames alive).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Hashable
+from types import TracebackType
 from typing import Generic, TypeVar
 
 __all__ = ["AsyncSingleFlight", "SyncSingleFlight"]
@@ -86,14 +89,35 @@ class AsyncSingleFlight(Generic[T]):
             del self._flights[key]
 
 
+def _copy_error(error: Exception, traceback: TracebackType | None) -> Exception:
+    """A copy of ``error`` (same type, arguments, attributes, cause) with ``traceback``, for one follower to raise.
+
+    Built without calling ``__init__`` (tether's errors take keyword-only arguments); an exception that cannot be
+    copied so is shared as it is.
+    """
+    cls = type(error)
+    try:
+        clone = cls.__new__(cls, *error.args)
+        clone.__dict__.update(error.__dict__)
+    except Exception:
+        return error
+    if isinstance(getattr(error, "__notes__", None), list):
+        clone.__notes__ = list(error.__notes__)
+    clone.__cause__ = error.__cause__
+    clone.__context__ = error.__context__
+    clone.__suppress_context__ = error.__suppress_context__
+    return clone.with_traceback(traceback)
+
+
 class _SyncFlight(Generic[T]):
-    __slots__ = ("abandoned", "done", "error", "result", "waiters")
+    __slots__ = ("abandoned", "done", "error", "result", "traceback", "waiters")
 
     def __init__(self) -> None:
         self.waiters = 0
         self.done = threading.Event()
         self.result: T | None = None
         self.error: Exception | None = None
+        self.traceback: TracebackType | None = None
         self.abandoned = False
 
 
@@ -133,7 +157,7 @@ class SyncSingleFlight(Generic[T]):
             if flight.abandoned:
                 continue  # the leader was interrupted: race to lead a new flight
             if flight.error is not None:
-                raise flight.error
+                raise _copy_error(flight.error, flight.traceback)
             return flight.result, False  # type: ignore[return-value]
 
     def _lead(self, key: Hashable, flight: _SyncFlight[T], work: Callable[[], T]) -> T:
@@ -141,6 +165,7 @@ class SyncSingleFlight(Generic[T]):
             flight.result = result = work()
         except Exception as error:
             flight.error = error
+            flight.traceback = error.__traceback__  # the leader's, before its callers' frames join it
             raise
         except BaseException:
             flight.abandoned = True

@@ -11,17 +11,29 @@ The choices for bad input are the RFC's, and the most restrictive where it leave
   stale; we do the latter);
 - a value larger than 2^31 is capped to 2^31 (§1.2.2);
 - an unreadable ``Age`` is ignored (§5.1); an unreadable ``Expires`` means "already expired" (§5.3);
-- ``no-cache`` with field names is treated as plain ``no-cache`` (every reuse is validated), which is stricter.
+- ``no-cache`` with field names is treated as plain ``no-cache`` (every reuse is validated), which is stricter;
+- an HTTP-date must say ``GMT``, except in the asctime form, which has no zone and is GMT by definition
+  (RFC 9110 §5.6.7: a recipient must accept all three forms).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from datetime import UTC
+from email.utils import formatdate, parsedate_to_datetime
 
-__all__ = ["MAX_DELTA", "CacheControl", "parse_age", "parse_cache_control", "parse_http_date", "parse_vary"]
+__all__ = [
+    "MAX_DELTA",
+    "CacheControl",
+    "format_http_date",
+    "parse_age",
+    "parse_cache_control",
+    "parse_http_date",
+    "parse_vary",
+]
 
 MAX_DELTA = 2**31
 """The largest delta-seconds value a cache must represent (RFC 9111 §1.2.2); larger values are capped to it."""
@@ -37,6 +49,7 @@ class CacheControl:
     no_cache: bool = False
     must_revalidate: bool = False
     must_understand: bool = False
+    only_if_cached: bool = False
     private: bool = False
     public: bool = False
     max_age: int | None = None
@@ -53,6 +66,7 @@ _FLAGS = {
     "no-cache": "no_cache",
     "must-revalidate": "must_revalidate",
     "must-understand": "must_understand",
+    "only-if-cached": "only_if_cached",
     "private": "private",
     "public": "public",
 }
@@ -146,18 +160,31 @@ def parse_age(values: list[str]) -> int | None:
     return MAX_DELTA if len(first) > _DELTA_DIGITS else min(int(first), MAX_DELTA)
 
 
+_ASCTIME = re.compile(r"[A-Za-z]{3} [A-Za-z]{3} [ \d]?\d \d\d:\d\d:\d\d \d{4}")
+"""The asctime form of an HTTP-date (``Sun Nov  6 08:49:37 1994``), which carries no zone: it is GMT."""
+
+
 def parse_http_date(value: str | None) -> float | None:
     """An HTTP-date (RFC 9110 §5.6.7) as Unix seconds; ``None`` if absent or unreadable."""
     if not value or len(value) > 100:
         return None
+    value = value.strip()
     try:
-        when = parsedate_to_datetime(value.strip())
-        if when.tzinfo is None:  # an HTTP-date is GMT; a zone-less parse is not one
-            return None
+        when = parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            # the asctime form is GMT by definition; any other zone-less date is not an HTTP-date
+            if not _ASCTIME.fullmatch(value):
+                return None
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp()
     except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
     return seconds if math.isfinite(seconds) else None
+
+
+def format_http_date(seconds: float) -> str:
+    """Unix ``seconds`` as an IMF-fixdate (RFC 9110 §5.6.7), e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    return formatdate(seconds, usegmt=True)
 
 
 def parse_vary(values: list[str]) -> tuple[str, ...] | None:

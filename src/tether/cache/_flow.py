@@ -8,8 +8,13 @@ or a :class:`Plan`: the call needs the network. :func:`network` carries a plan o
 (the shell runs the client's whole call pipeline — retries, deadline, breaker, auth — and answers with the
 response or the exception it raised), :class:`Save` and :class:`Drop`. A 304 freshens and serves the stored
 response; an outage serves it stale within ``stale-if-error``; any other answer is returned, and stored if
-the rules allow. The shells (:mod:`tether.cache._shell`) put single-flight around :func:`network`, so
-identical concurrent calls share one plan's upstream call.
+the rules allow; a 200 to a HEAD also updates (or drops, if outdated) the stored GET responses it describes.
+The shells (:mod:`tether.cache._shell`) put single-flight around :func:`network`, so identical concurrent calls
+share one plan's upstream call.
+
+A request with ``Cache-Control: only-if-cached`` (RFC 9111 §5.2.1.7) never reaches the network: :func:`lookup`
+answers it from storage (fresh, or stale where allowed, without a background revalidation) or with a
+``504 Gateway Timeout`` response, which the shell raises as an error when the call's policy raises for status.
 
 Every response tether hands out from here carries :data:`CACHE_STATUS_HEADER` (``X-Tether-Cache``):
 
@@ -17,7 +22,7 @@ Every response tether hands out from here carries :data:`CACHE_STATUS_HEADER` (`
 - ``STALE``: served from the cache, stale (within ``stale-while-revalidate``, or ``stale-if-error`` after the
   upstream failed);
 - ``REVALIDATED``: the upstream answered a conditional request with 304; the stored body was served;
-- ``MISS``: the upstream's full response (stored if cacheable);
+- ``MISS``: the upstream's full response (stored if cacheable), or the 504 answering ``only-if-cached``;
 - ``COALESCED``: not this call's own: it shared an identical in-flight call's outcome (set by the shell).
 """
 
@@ -40,12 +45,14 @@ from tether.cache._rules import (
     conditional_headers,
     current_age,
     freshen,
+    head_matches,
     is_outage,
     reusable_vary,
     stale_if_error_allows,
     storable,
     stored_headers,
     validator_matches,
+    with_date,
 )
 from tether.cache._storage import CacheEntry
 
@@ -163,14 +170,32 @@ def _select(entries: list[CacheEntry], keys: RequestKeys, method: str, headers: 
     return best
 
 
+def _unsatisfiable(request: Request) -> Response:
+    """The answer to ``only-if-cached`` when nothing stored may be used: 504 (RFC 9111 §5.2.1.7)."""
+    return Response(
+        504,
+        headers=Headers([("Content-Type", "text/plain; charset=utf-8"), (CACHE_STATUS_HEADER, "MISS")]),
+        content=b"only-if-cached: no stored response may be used, and the origin is not contacted",
+        request=request,
+        reason_phrase="Gateway Timeout",
+    )
+
+
 def lookup(
     request: Request, keys: RequestKeys, key_headers: Headers, rules: Rules, clock: Clock
 ) -> Generator[CacheAction, object, Response | Plan]:
     """Answer ``request`` from the cache if the rules allow; else the :class:`Plan` for :func:`network`."""
-    if request.method not in CACHEABLE_METHODS or any(name in request.headers for name in _BYPASS):
-        return Plan(request, keys, key_headers, EMPTY, None, store=False)
     values = request.headers.get_list("cache-control")
     request_cc = parse_cache_control(values) if values else EMPTY
+    bypass = request.method not in CACHEABLE_METHODS or any(name in request.headers for name in _BYPASS)
+    if request_cc.only_if_cached:
+        return (
+            yield from _from_storage(
+                request, keys, key_headers=key_headers, request_cc=request_cc, rules=rules, clock=clock, bypass=bypass
+            )
+        )
+    if bypass:
+        return Plan(request, keys, key_headers, EMPTY, None, store=False)
     entries = cast("list[CacheEntry]", (yield Load(keys.key)))
     entry = _select(entries, keys, request.method, key_headers) if entries else None
     if entry is None:
@@ -185,8 +210,33 @@ def lookup(
     return plan
 
 
+def _from_storage(
+    request: Request,
+    keys: RequestKeys,
+    *,
+    key_headers: Headers,
+    request_cc: CacheControl,
+    rules: Rules,
+    clock: Clock,
+    bypass: bool,
+) -> Generator[CacheAction, object, Response]:
+    """``only-if-cached`` (RFC 9111 §5.2.1.7): a stored response (fresh, or stale where allowed), else a 504.
+
+    Never contacts the origin: no validation, not even a background one for a response served stale.
+    """
+    if bypass:
+        return _unsatisfiable(request)
+    entries = cast("list[CacheEntry]", (yield Load(keys.key)))
+    entry = _select(entries, keys, request.method, key_headers) if entries else None
+    if entry is not None:
+        decision = assess(entry, request_cc, clock.time(), rules)
+        if type(decision) is Fresh or type(decision) is ServeStale:
+            return _served(entry, request, decision.age, "HIT" if type(decision) is Fresh else "STALE")
+    return _unsatisfiable(request)
+
+
 def _entry(plan: Plan, response: Response, request_time: float, response_time: float) -> CacheEntry:
-    headers = stored_headers(response.headers)
+    headers = with_date(stored_headers(response.headers), response_time)
     vary = reusable_vary(headers)
     return CacheEntry(
         key=plan.keys.key,
@@ -217,12 +267,8 @@ def network(plan: Plan, rules: Rules, clock: Clock) -> Generator[CacheAction, ob
     if entry is not None:
         if conditions and type(outcome) is Response and outcome.status_code == 304:
             if validator_matches(entry, outcome.headers):
-                fresh = freshen(entry, outcome.headers, request_time, response_time)
-                method, status = fresh.method, fresh.status_code
-                if storable(method, status, fresh.headers, plan.request_cc, rules, now=response_time):
-                    yield Save(fresh)
-                else:
-                    yield Drop(entry.key, entry.vary_key)
+                fresh = freshen(entry, outcome.headers, request_time, response_time, request_headers=plan.key_headers)
+                yield from _keep(plan, entry, fresh, rules, response_time)
                 age = current_age(fresh.headers, request_time, response_time, response_time)
                 return _served(fresh, plan.request, age, "REVALIDATED")
             # a 304 about another representation than ours (RFC 9111 §4.3.4): ours is outdated, fetch in full
@@ -240,9 +286,11 @@ def network(plan: Plan, rules: Rules, clock: Clock) -> Generator[CacheAction, ob
         raise outcome
     if plan.store:
         status = outcome.status_code
-        if (
-            storable(plan.request.method, status, outcome.headers, plan.request_cc, rules, now=response_time)
-            and (outcome.request is None or url_key(outcome.request.url) == plan.keys.url_key)  # not redirected
+        keys = plan.keys
+        direct = outcome.request is None or url_key(outcome.request.url, keys.credentials) == keys.url_key
+        method = plan.request.method
+        if direct and storable(  # a redirected response is another URL's
+            method, status, outcome.headers, plan.request_cc, rules, now=response_time, secrets=keys.secrets
         ):
             stored = _entry(plan, outcome, request_time, response_time)
             yield Save(stored)
@@ -250,4 +298,39 @@ def network(plan: Plan, rules: Rules, clock: Clock) -> Generator[CacheAction, ob
                 yield Drop(entry.key, entry.vary_key)  # the response now varies differently: the old variant goes
         elif entry is not None and status < 400:
             yield Drop(entry.key, entry.vary_key)  # superseded by a response that may not be stored
+        if direct and method == "HEAD" and status == 200:
+            yield from _update_gets(plan, outcome.headers, request_time, response_time, rules)
     return tagged(outcome, "MISS")
+
+
+def _keep(
+    plan: Plan, entry: CacheEntry, fresh: CacheEntry, rules: Rules, now: float
+) -> Generator[CacheAction, object, None]:
+    """Store ``fresh``, the freshened ``entry``, if it may be stored; drop ``entry`` if it is not replaced."""
+    if storable(
+        fresh.method, fresh.status_code, fresh.headers, plan.request_cc, rules, now=now, secrets=plan.keys.secrets
+    ):
+        yield Save(fresh)
+        if fresh.vary_key == entry.vary_key:
+            return  # replaced in place; a new Vary moved it to another variant slot
+    yield Drop(entry.key, entry.vary_key)
+
+
+def _update_gets(
+    plan: Plan, head: Headers, request_time: float, response_time: float, rules: Rules
+) -> Generator[CacheAction, object, None]:
+    """A 200 to HEAD updates the stored GET responses it could have selected, or drops them (RFC 9111 §4.3.5).
+
+    Updated as by a 304 when the validators agree (:func:`~tether.cache._rules.head_matches`); otherwise the
+    stored representation is outdated and dropped (stricter than the RFC's "consider it stale").
+    """
+    get_key = plan.keys.get_key
+    entries = cast("list[CacheEntry]", (yield Load(get_key)))
+    for entry in entries:
+        if entry.key != get_key or entry.method != "GET" or entry.vary_key != vary_key(plan.key_headers, entry.vary):
+            continue
+        if head_matches(entry, head):
+            fresh = freshen(entry, head, request_time, response_time, request_headers=plan.key_headers)
+            yield from _keep(plan, entry, fresh, rules, response_time)
+        else:
+            yield Drop(entry.key, entry.vary_key)

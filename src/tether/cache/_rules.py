@@ -11,8 +11,10 @@ Decisions, with the sections they follow:
   as errors by tether and never stored); no ``no-store`` in the request or the response (unless
   ``must-understand`` is present and the status is one we understand, §5.2.2.3); not ``Vary: *``; and an explicit
   lifetime (``max-age``, ``Expires``), ``public``/``private``, or a heuristically cacheable status (RFC 9110
-  §15.1). tether also skips responses that set a cookie or carry a credential-like header (they would be kept in
-  plaintext), and responses that could never be reused (no lifetime, no validator, no stale-if-error).
+  §15.1). tether also skips responses that set a cookie, carry a credential-like header or echo one of the
+  request's secrets in a header value (they would be kept in plaintext), redirects the client's pipeline follows
+  (301, 302, 303, 307, 308 with a ``Location``: one stored by a call that did not follow redirects would be served
+  to one that does), and responses that could never be reused (no lifetime, no validator, no stale-if-error).
 - **Freshness lifetime** (§4.2.1): ``max-age``, else ``Expires`` minus ``Date``, else a heuristic (§4.2.2): a
   fraction (10 %) of the time since ``Last-Modified``, capped, for heuristically cacheable statuses.
 - **Age** (§4.2.3): ``apparent_age = max(0, response_time - date)``, ``corrected_age = Age + response_delay``,
@@ -25,16 +27,30 @@ Decisions, with the sections they follow:
   503, 504, an open circuit), a stale response within ``stale-if-error`` seconds of staleness is served instead.
 - **Validation** (§4.3.1, §4.3.4, §3.2): ``If-None-Match`` from ``ETag`` and ``If-Modified-Since`` from
   ``Last-Modified``; a 304 freshens the stored response: its header fields replace the stored ones, except the
-  content's own (``Content-Length``, ``-Type``, ``-Encoding``, ``-Range``) and hop-by-hop fields.
+  content's own (``Content-Length``, ``-Type``, ``-Encoding``, ``-Range``) and hop-by-hop fields, and its
+  ``Vary`` re-keys the entry by the revalidating request's headers.
+- **Date** (RFC 9110 §6.6.1): a response or 304 stored without ``Date`` gets one, the time it was received.
+- **HEAD** (§4.3.5): a 200 to a HEAD updates the stored GET responses it could have selected when their
+  validators agree, and makes them stale (drops them) when they differ.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from tether._models import Headers, Response
 from tether._redaction import is_sensitive_name
-from tether.cache._fields import EMPTY, CacheControl, parse_age, parse_cache_control, parse_http_date, parse_vary
+from tether.cache._fields import (
+    EMPTY,
+    CacheControl,
+    format_http_date,
+    parse_age,
+    parse_cache_control,
+    parse_http_date,
+    parse_vary,
+)
+from tether.cache._keys import vary_key
 from tether.cache._storage import CacheEntry
 from tether.errors import (
     BulkheadFull,
@@ -49,6 +65,7 @@ from tether.errors import (
 
 __all__ = [
     "CACHEABLE_METHODS",
+    "FOLLOWED_REDIRECTS",
     "Fresh",
     "Revalidate",
     "Rules",
@@ -59,12 +76,14 @@ __all__ = [
     "current_age",
     "freshen",
     "freshness_lifetime",
+    "head_matches",
     "is_outage",
     "reusable_vary",
     "stale_if_error_allows",
     "storable",
     "stored_headers",
     "validator_matches",
+    "with_date",
 ]
 
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
@@ -74,6 +93,11 @@ HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410
 
 UNDERSTOOD_STATUSES = frozenset({200, 203, 204, 300, 301, 302, 303, 307, 308})
 """Statuses whose caching requirements we implement, for ``must-understand`` (§5.2.2.3)."""
+
+FOLLOWED_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+"""The redirects the client's pipeline follows (``tether.client._redirects.REDIRECT_STATUSES``; a test checks
+they agree). The cache sits in front of the pipeline and its key ignores the policy, so one stored by a call with
+``max_redirects=0`` would be served to a call that follows redirects: they are not stored."""
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "proxy-authenticate"}
@@ -103,13 +127,37 @@ def response_directives(headers: Headers) -> CacheControl:
     return parse_cache_control(values) if values else EMPTY
 
 
-def carries_secrets(headers: Headers) -> bool:
-    return any(name.lower() == "set-cookie" or is_sensitive_name(name) for name, _ in headers.items())
+def carries_secrets(headers: Headers, secrets: Collection[str] = ()) -> bool:
+    """Whether storing ``headers`` would keep a secret in plaintext.
+
+    A cookie set, a credential-like field name, or a value holding one of ``secrets`` (the request's credential
+    values: an upstream echoing a query API key in a ``Link`` header).
+    """
+    for name, value in headers.items():
+        if name.lower() == "set-cookie" or is_sensitive_name(name):
+            return True
+        if secrets and any(secret in value for secret in secrets):
+            return True
+    return False
 
 
-def storable(method: str, status: int, headers: Headers, request_cc: CacheControl, rules: Rules, *, now: float) -> bool:
-    """Whether a response may be stored (§3), and is worth storing; ``now``: when it arrived."""
+def storable(
+    method: str,
+    status: int,
+    headers: Headers,
+    request_cc: CacheControl,
+    rules: Rules,
+    *,
+    now: float,
+    secrets: Collection[str] = (),
+) -> bool:
+    """Whether a response may be stored (§3), and is worth storing; ``now``: when it arrived.
+
+    ``secrets``: the request's credential values, which no stored header value may hold.
+    """
     if method not in CACHEABLE_METHODS or not 200 <= status < 400 or status in (206, 304):
+        return False
+    if status in FOLLOWED_REDIRECTS and "location" in headers:
         return False
     cc = response_directives(headers)
     explicit = cc.max_age is not None or "expires" in headers or cc.public or cc.private
@@ -117,7 +165,7 @@ def storable(method: str, status: int, headers: Headers, request_cc: CacheContro
         (status not in UNDERSTOOD_STATUSES if cc.must_understand else cc.no_store)  # §5.2.2.3, §5.2.2.5
         or request_cc.no_store  # §5.2.1.5
         or parse_vary(headers.get_list("vary")) is None  # Vary: * never matches (§4.1)
-        or carries_secrets(headers)
+        or carries_secrets(headers, secrets)
         or not (explicit or status in HEURISTICALLY_CACHEABLE)  # §3, last condition
     )
     if refused:
@@ -127,13 +175,16 @@ def storable(method: str, status: int, headers: Headers, request_cc: CacheContro
         "etag" in headers
         or "last-modified" in headers
         or bool(cc.stale_if_error or rules.stale_if_error)
-        or freshness_lifetime(status, headers, now, rules) > 0
+        or freshness_lifetime(status, headers, now, rules, cc) > 0
     )
 
 
-def freshness_lifetime(status: int, headers: Headers, response_time: float, rules: Rules) -> float:
-    """Seconds a response stays fresh (§4.2.1); 0 when it is stale at once."""
-    cc = response_directives(headers)
+def freshness_lifetime(
+    status: int, headers: Headers, response_time: float, rules: Rules, cc: CacheControl | None = None
+) -> float:
+    """Seconds a response stays fresh (§4.2.1); 0 when it is stale at once. ``cc``: its parsed ``Cache-Control``."""
+    if cc is None:
+        cc = response_directives(headers)
     if cc.max_age is not None:
         return float(cc.max_age)
     date = parse_http_date(headers.get("date")) or response_time
@@ -188,11 +239,11 @@ def _may_serve_stale(cc: CacheControl) -> bool:
 
 def assess(entry: CacheEntry, request_cc: CacheControl, now: float, rules: Rules) -> Decision:
     """How to use ``entry`` for a request with directives ``request_cc`` at wall-clock ``now`` (§4.2, §4.3)."""
-    cc = response_directives(entry.headers)
+    cc = entry.cache_control
     if cc.no_cache or request_cc.no_cache:
         return Revalidate()
     age = current_age(entry.headers, entry.request_time, entry.response_time, now)
-    lifetime = freshness_lifetime(entry.status_code, entry.headers, entry.response_time, rules)
+    lifetime = freshness_lifetime(entry.status_code, entry.headers, entry.response_time, rules, cc)
     if request_cc.max_age is not None and age > request_cc.max_age:
         return Revalidate()
     if request_cc.min_fresh is not None:
@@ -212,11 +263,11 @@ def assess(entry: CacheEntry, request_cc: CacheControl, now: float, rules: Rules
 
 def stale_if_error_allows(entry: CacheEntry, request_cc: CacheControl, now: float, rules: Rules) -> float | None:
     """The age to serve ``entry`` at after a failed validation (RFC 5861 §4), or ``None`` if it may not be."""
-    cc = response_directives(entry.headers)
+    cc = entry.cache_control
     if not _may_serve_stale(cc):
         return None
     age = current_age(entry.headers, entry.request_time, entry.response_time, now)
-    lifetime = freshness_lifetime(entry.status_code, entry.headers, entry.response_time, rules)
+    lifetime = freshness_lifetime(entry.status_code, entry.headers, entry.response_time, rules, cc)
     allowed = max(cc.stale_if_error or 0, request_cc.stale_if_error or 0, rules.stale_if_error)
     if allowed > 0 and age - lifetime <= allowed:
         return age
@@ -264,13 +315,60 @@ def validator_matches(entry: CacheEntry, not_modified: Headers) -> bool:
     return True
 
 
-def freshen(entry: CacheEntry, not_modified: Headers, request_time: float, response_time: float) -> CacheEntry:
-    """``entry`` updated by a 304 (§3.2, §4.3.4): its fields replace the stored ones; its times restart the age."""
+def head_matches(entry: CacheEntry, head: Headers) -> bool:
+    """Whether a 200 to a HEAD describes the stored GET ``entry`` (§4.3.5).
+
+    Every validator the HEAD response carries (``ETag``, ``Last-Modified``) and its ``Content-Length`` must agree
+    with the stored ones.
+    """
+    etag = head.get("etag")
+    if etag is not None:
+        stored = entry.headers.get("etag")
+        if stored is None or _opaque(stored) != _opaque(etag):
+            return False
+    last_modified = head.get("last-modified")
+    if last_modified is not None and entry.headers.get("last-modified") != last_modified:
+        return False
+    length = head.get("content-length")
+    stored_length = entry.headers.get("content-length")
+    return length is None or stored_length is None or length.strip() == stored_length.strip()
+
+
+def freshen(
+    entry: CacheEntry,
+    not_modified: Headers,
+    request_time: float,
+    response_time: float,
+    *,
+    request_headers: Headers | None = None,
+) -> CacheEntry:
+    """``entry`` updated by a 304 (§3.2, §4.3.4): its fields replace the stored ones; its times restart the age.
+
+    A 304 without ``Date`` is dated ``response_time`` (RFC 9110 §6.6.1), or the stored ``Date`` would age the
+    freshened entry from the first fetch. With ``request_headers`` (the revalidating request's, as sent) the
+    entry's ``vary`` and ``vary_key`` follow the merged ``Vary`` (§4.1).
+    """
     updates = [(name, value) for name, value in not_modified.items() if name.lower() not in _NOT_FROM_304]
-    headers = entry.headers.merged(updates) if updates else entry.headers
+    if "date" not in not_modified:
+        updates.append(("Date", format_http_date(response_time)))
+    headers = entry.headers.merged(updates)
     if "age" in entry.headers and "age" not in not_modified:
         headers = Headers([(name, value) for name, value in headers.items() if name.lower() != "age"])
-    return entry.replace(headers=headers, request_time=request_time, response_time=response_time)
+    if request_headers is None:
+        return entry.replace(headers=headers, request_time=request_time, response_time=response_time)
+    vary = reusable_vary(headers)
+    return entry.replace(
+        headers=headers,
+        request_time=request_time,
+        response_time=response_time,
+        vary=vary,
+        vary_key=vary_key(request_headers, vary),
+    )
+
+
+def with_date(headers: Headers, received: float) -> Headers:
+    """``headers`` with a ``Date``: a response stored without one is dated when received (RFC 9110 §6.6.1)."""
+    return headers if "date" in headers else headers.merged((("Date", format_http_date(received)),))
 
 
 def stored_headers(headers: Headers) -> Headers:

@@ -1,8 +1,9 @@
 """The shells that run a client's cached and coalesced calls, twins that hold no caching decisions.
 
-:class:`AsyncCaching` runs them with asyncio, :class:`SyncCaching` with blocking calls from threads. A client
-with a cache or with coalescing hands each GET and HEAD here with ``fetch``, a function running a request through
-its whole call pipeline. The shell works out the request's keys (credentials applied, then hashed), runs
+:class:`AsyncCaching` runs them with asyncio, :class:`SyncCaching` with blocking calls from threads. A client with a
+cache or with coalescing hands each GET and HEAD here with ``fetch``, a function running a request through its whole
+call pipeline. The shell works out the request's keys (credentials applied, then hashed; every header and query
+parameter the client's auth sets counts as a credential, found once by applying the auth to a probe request), runs
 :func:`tether.cache._flow.lookup` (a fresh hit never reaches ``fetch``), then :func:`tether.cache._flow.network`
 inside single-flight, so identical concurrent calls share one upstream call and each gets its own ``Response``
 (followers' say ``X-Tether-Cache: COALESCED``). It performs the flows' actions: ``Fetch`` through ``fetch`` (an
@@ -10,7 +11,10 @@ exception is handed back to the flow as a value), storage actions on the storage
 storage blocks and the shell is async), and ``Background`` as one revalidation per entry at a time, in a task or
 thread the shell owns: :meth:`AsyncCaching.aclose` cancels them, :meth:`SyncCaching.close` waits for them.
 
-A storage that fails never fails a call: its error is logged at WARNING and reads as a miss.
+A storage that fails never fails a call: its error is logged at WARNING and reads as a miss; nor does a
+background revalidation that cannot start (no thread to be had): logged at WARNING, the stale response served.
+``only-if-cached`` with nothing usable stored answers 504, raised as :class:`~tether.errors.ServerError` when the
+call's policy raises for status.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Hashable
 from functools import partial
 from typing import TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit
 
 from tether._clock import Clock
 from tether._models import Headers, Request, Response
@@ -32,9 +36,10 @@ from tether.auth import Auth, StaticAuth
 from tether.cache._coalesce import AsyncSingleFlight, SyncSingleFlight
 from tether.cache._config import Cache
 from tether.cache._flow import Background, CacheAction, Drop, Fetch, Load, Plan, Save, lookup, network, tagged
-from tether.cache._keys import RequestKeys, request_keys, url_key
+from tether.cache._keys import NO_CREDENTIALS, Credentials, RequestKeys, request_keys, url_key
 from tether.cache._rules import CACHEABLE_METHODS
 from tether.cache._storage import CacheStorage
+from tether.errors import error_for_response
 
 __all__ = ["AsyncCaching", "SyncCaching"]
 
@@ -72,12 +77,36 @@ def _invalidate(storage: CacheStorage, url_keys: list[str]) -> None:
         logger.warning("tether cache: invalidation failed (%s)", describe_exception(error))
 
 
-def _invalidated(request: Request, response: Response) -> list[str]:
+_PROBE_URL = "https://tether.invalid/"
+
+
+def credentials_of(auth: Auth | None) -> Credentials:
+    """The names of the headers and query parameters a static ``auth`` sets (none for a custom auth flow).
+
+    Its ``fixed_headers()``, and what applying it to an empty probe request adds (an ``APIKey``'s query parameter).
+    """
+    if not isinstance(auth, StaticAuth):
+        return NO_CREDENTIALS
+    headers = {name.lower() for name, _ in auth.fixed_headers() or ()}
+    params: set[str] = set()
+    try:
+        probe = auth.apply(Request("GET", _PROBE_URL))
+    except Exception as error:  # a custom StaticAuth that cannot apply itself to a bare request
+        logger.warning("tether cache: could not list the credentials of %r (%s)", auth, describe_exception(error))
+    else:
+        headers.update(name.lower() for name, _ in probe.headers.items())
+        query = probe.url.partition("#")[0].partition("?")[2]
+        params.update(unquote_plus(pair.partition("=")[0]) for pair in query.split("&") if pair)
+    return Credentials(frozenset(headers), frozenset(params)) if headers or params else NO_CREDENTIALS
+
+
+def _invalidated(request: Request, response: Response, credentials: Credentials) -> list[str]:
     """The URL keys a successful unsafe request invalidates (RFC 9111 §4.4).
 
-    Its target, and the ``Location`` and ``Content-Location`` it names on the same origin.
+    Its target, and the ``Location`` and ``Content-Location`` it names on the same origin; computed as a cached
+    request's ``url_key`` is, so the auth's query parameter, applied or not, does not matter.
     """
-    keys = [url_key(request.url)]
+    keys = [url_key(request.url, credentials)]
     origin = urlsplit(request.url)[:2]
     for name in ("location", "content-location"):
         value = response.headers.get(name)
@@ -89,26 +118,35 @@ def _invalidated(request: Request, response: Response) -> list[str]:
         except ValueError:
             continue
         if same_origin:
-            keys.append(url_key(target))
+            keys.append(url_key(target, credentials))
     return keys
+
+
+def _answer(response: Response, policy: object) -> Response:
+    """A response the cache gives without the pipeline: the 504 to ``only-if-cached`` raises as the policy says."""
+    if response.status_code >= 400 and getattr(policy, "raise_for_status", True):
+        raise error_for_response(response, attempts=0)
+    return response
 
 
 class _Caching:
     """What both shells share: the settings and the keys of a request."""
 
-    def __init__(self, cache: Cache | None, *, coalesce: bool, clock: Clock) -> None:
+    def __init__(self, cache: Cache | None, *, coalesce: bool, clock: Clock, auth: Auth | None = None) -> None:
         self.cache = cache
         self.coalesce = coalesce
         self._clock = clock
         # credentials a custom auth flow adds are invisible before sending: its entries are this client's alone
         self._identity = secrets.token_hex(16)
+        self._credentials = credentials_of(auth)
 
     def _keys(self, request: Request, auth: Auth | None) -> tuple[RequestKeys, Headers]:
         """The request's keys and its headers as sent (static credentials applied)."""
         if isinstance(auth, StaticAuth):
             sent = auth.apply(request)
-            return request_keys(sent, ""), sent.headers
-        return request_keys(request, self._identity if auth is not None else ""), request.headers
+            return request_keys(sent, "", self._credentials), sent.headers
+        identity = self._identity if auth is not None else ""
+        return request_keys(request, identity, self._credentials), request.headers
 
     @staticmethod
     def _flight(keys: RequestKeys, policy: object) -> Hashable:
@@ -123,14 +161,17 @@ class _Caching:
     def _invalidation(self, request: Request, response: Response) -> list[str] | None:
         if self.cache is None or request.method in _SAFE_METHODS or response.status_code >= 400:
             return None
-        return _invalidated(request, response)
+        return _invalidated(request, response, self._credentials)
 
 
 class AsyncCaching(_Caching):
-    """A client's cache and single-flight, run with asyncio."""
+    """A client's cache and single-flight, run with asyncio.
 
-    def __init__(self, cache: Cache | None, *, coalesce: bool, clock: Clock) -> None:
-        super().__init__(cache, coalesce=coalesce, clock=clock)
+    ``auth``: the client's, whose headers and query parameters key the entries as credentials.
+    """
+
+    def __init__(self, cache: Cache | None, *, coalesce: bool, clock: Clock, auth: Auth | None = None) -> None:
+        super().__init__(cache, coalesce=coalesce, clock=clock, auth=auth)
         self._flights: AsyncSingleFlight[Response] | None = AsyncSingleFlight() if coalesce else None
         self._background: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._closed = False
@@ -144,7 +185,7 @@ class AsyncCaching(_Caching):
         if self.cache is not None:
             found = await self._drive(lookup(request, keys, sent_headers, self.cache.rules, self._clock), fetch)
             if not isinstance(found, Plan):
-                return found
+                return _answer(found, policy)
             work = partial(self._settle, found, fetch)
         else:
             work = partial(fetch, request)
@@ -235,10 +276,13 @@ class AsyncCaching(_Caching):
 
 
 class SyncCaching(_Caching):
-    """A client's cache and single-flight, run with blocking calls from any number of threads."""
+    """A client's cache and single-flight, run with blocking calls from any number of threads.
 
-    def __init__(self, cache: Cache | None, *, coalesce: bool, clock: Clock) -> None:
-        super().__init__(cache, coalesce=coalesce, clock=clock)
+    ``auth``: the client's, whose headers and query parameters key the entries as credentials.
+    """
+
+    def __init__(self, cache: Cache | None, *, coalesce: bool, clock: Clock, auth: Auth | None = None) -> None:
+        super().__init__(cache, coalesce=coalesce, clock=clock, auth=auth)
         self._flights: SyncSingleFlight[Response] | None = SyncSingleFlight() if coalesce else None
         self._lock = threading.Lock()
         self._background: dict[tuple[str, str], threading.Thread] = {}
@@ -253,7 +297,7 @@ class SyncCaching(_Caching):
         if self.cache is not None:
             found = self._drive(lookup(request, keys, sent_headers, self.cache.rules, self._clock), fetch)
             if not isinstance(found, Plan):
-                return found
+                return _answer(found, policy)
             work = partial(self._settle, found, fetch)
         else:
             work = partial(fetch, request)
@@ -305,7 +349,17 @@ class SyncCaching(_Caching):
                 target=self._revalidate, args=(plan, fetch, slot), name="tether-cache-revalidate", daemon=True
             )
             self._background[slot] = thread
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as error:  # "can't start new thread": the stale response is served all the same
+            logger.warning(
+                "tether cache: could not start the background revalidation of %s (%s)",
+                plan.keys.url,
+                describe_exception(error),
+            )
+            with self._lock:
+                if self._background.get(slot) is thread:
+                    del self._background[slot]
 
     def _revalidate(self, plan: Plan, fetch: Callable[[Request], Response], slot: tuple[str, str]) -> None:
         assert self.cache is not None  # noqa: S101 - only a cache starts revalidations

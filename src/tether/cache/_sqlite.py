@@ -163,9 +163,14 @@ class SQLiteStorage:
         return found
 
     def put(self, entry: CacheEntry) -> None:
-        """Store ``entry`` (replacing its variant), then evict the oldest entries past the bounds."""
+        """Store ``entry`` (replacing its variant), then evict the oldest entries past the bounds.
+
+        An entry larger than ``max_bytes`` is not stored, and the variant it was to replace is deleted all the same:
+        it is outdated.
+        """
         size = entry.size
         if size > self.max_bytes:
+            self.delete(entry.key, entry.vary_key)
             return
         row = (
             entry.key,

@@ -7,15 +7,17 @@ one key are the variants a ``Vary`` response selects between, told apart by ``va
 
 No key holds a secret in plaintext: ``key``, ``vary_key`` and ``url_key`` are SHA-256 digests, and ``url`` is
 redacted (:func:`tether._redaction.redact_url`). The stored response itself is kept as received, so a storage on
-disk holds response bodies; tether never stores a response that sets a cookie or carries a credential-like header.
+disk holds response bodies; tether never stores a response that sets a cookie, carries a credential-like header
+or echoes one of its request's secrets in a header value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from tether._models import Headers
+from tether.cache._fields import EMPTY, CacheControl, parse_cache_control
 
 __all__ = ["ENTRY_OVERHEAD", "CacheEntry", "CacheStorage"]
 
@@ -34,7 +36,8 @@ class CacheEntry:
     - ``vary``: the lower-cased header names the response varies on;
     - ``status_code``, ``reason``, ``headers``, ``content``: the response;
     - ``request_time``, ``response_time``: wall-clock seconds when the request that fetched (or last validated)
-      it was sent and its response arrived, for the age calculation of RFC 9111 §4.2.3.
+      it was sent and its response arrived, for the age calculation of RFC 9111 §4.2.3;
+    - ``cache_control``: the response's ``Cache-Control``, parsed once (derived from ``headers``, not stored).
     """
 
     key: str
@@ -49,6 +52,11 @@ class CacheEntry:
     content: bytes
     request_time: float
     response_time: float
+    cache_control: CacheControl = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values = self.headers.get_list("cache-control")
+        object.__setattr__(self, "cache_control", parse_cache_control(values) if values else EMPTY)
 
     @property
     def size(self) -> int:

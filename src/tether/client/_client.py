@@ -28,6 +28,7 @@ from tether.client._transport import DEFAULT_MAX_RESPONSE_BYTES, AsyncTransport,
 from tether.errors import ConfigurationError
 from tether.events import Hook
 from tether.policies import BulkheadSnapshot, CircuitSnapshot, Policy, RetryBudgetState
+from tether.policies._scope import scope_key
 
 if TYPE_CHECKING:
     from tether.cache import Cache
@@ -90,10 +91,12 @@ def _caching_wanted(cache: Cache | None, coalesce: bool | None) -> bool:
     return cache is not None or bool(coalesce)
 
 
-def _shared_guards(state: object, expected: str, client: str) -> SharedGuards | None:
+def _shared_guards(state: object, expected: str, client: str, base_url: str) -> SharedGuards | None:
     """The shared guards of a client's ``state`` (``None``: none); ``expected`` names the state class it takes.
 
-    :mod:`tether.state` is imported only by a client given a state.
+    The client is known to the shared state by its ``base_url``'s origin, which keys its ``"client"``-scoped
+    circuits and quotas; clients without a ``base_url`` share one ``"client"`` scope. :mod:`tether.state` is
+    imported only by a client given a state.
     """
     if state is None:
         return None
@@ -103,7 +106,7 @@ def _shared_guards(state: object, expected: str, client: str) -> SharedGuards | 
     if not isinstance(state, getattr(tether.state, expected)):
         other = "AsyncRedisState: AsyncClient" if client == "Client" else "RedisState: the blocking Client"
         raise ConfigurationError(f"{client}(state=...) needs a tether.state.{expected} ({other}), got {state!r}")
-    return SharedGuards(state)
+    return SharedGuards(state, client=scope_key("host", "", base_url) if base_url else "")
 
 
 class _ClientBase:
@@ -158,7 +161,11 @@ class _ClientBase:
 
     @property
     def budget(self) -> RetryBudgetState | None:
-        """The retry budget's state shared by this client's calls (``None`` when disabled)."""
+        """The retry budget's state shared by this client's calls.
+
+        ``None`` when the policy has no budget, and for a client given a shared ``state``: its budgets are kept
+        there, one per host, for every process (read one with the state's ``budget_snapshot``).
+        """
         return self._env.budget
 
     def _url(self, url: str, params: Params | None) -> str:
@@ -232,6 +239,8 @@ class AsyncClient(_ClientBase):
 
     ``state=tether.state.AsyncRedisState(...)`` shares the calls' rate limits (declared and learned), circuits and
     retry budget with every process using the same Redis (see :mod:`tether.state`); the client does not close it.
+    A ``"client"`` scope is keyed there by the origin of ``base_url``: clients of one provider share it, clients
+    without a ``base_url`` all share one.
     """
 
     def __init__(
@@ -252,7 +261,7 @@ class AsyncClient(_ClientBase):
         coalesce: bool | None = None,
         state: AsyncRedisState | None = None,
     ) -> None:
-        shared = _shared_guards(state, "AsyncRedisState", "AsyncClient")
+        shared = _shared_guards(state, "AsyncRedisState", "AsyncClient", base_url)
         super().__init__(
             base_url, auth=auth, headers=headers, params=params, policy=policy, hooks=hooks, clock=clock, shared=shared
         )
@@ -260,7 +269,7 @@ class AsyncClient(_ClientBase):
         if _caching_wanted(cache, coalesce):
             from tether.cache._shell import AsyncCaching
 
-            self._caching = AsyncCaching(cache, coalesce=coalesce is not False, clock=self.clock)
+            self._caching = AsyncCaching(cache, coalesce=coalesce is not False, clock=self.clock, auth=auth)
         if transport is None:
             from tether.client._aiohttp import AiohttpTransport
 
@@ -409,7 +418,7 @@ class Client(_ClientBase):
         coalesce: bool | None = None,
         state: RedisState | None = None,
     ) -> None:
-        shared = _shared_guards(state, "RedisState", "Client")
+        shared = _shared_guards(state, "RedisState", "Client", base_url)
         super().__init__(
             base_url, auth=auth, headers=headers, params=params, policy=policy, hooks=hooks, clock=clock, shared=shared
         )
@@ -417,7 +426,7 @@ class Client(_ClientBase):
         if _caching_wanted(cache, coalesce):
             from tether.cache._shell import SyncCaching
 
-            self._caching = SyncCaching(cache, coalesce=coalesce is not False, clock=self.clock)
+            self._caching = SyncCaching(cache, coalesce=coalesce is not False, clock=self.clock, auth=auth)
         if transport is None:
             from tether.client._httpx import HttpxTransport
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -118,32 +118,37 @@ Outcome = Response | TransportError | bool | None | object
 ``WaitTurn``, whether the ticket was granted in time; after a ``Consult``, the command's result."""
 
 
-S = TypeVar("S")
+S = TypeVar("S", bound=Hashable)
 T = TypeVar("T")
 V = TypeVar("V")
 
 
 class _Registry(Generic[S, V]):
-    """Per-key states under a setting (found by its id; the setting is kept alive beside them), made on first use."""
+    """Per-key states under a setting, made on first use.
+
+    A setting is found by its value (settings are frozen dataclasses, or tuples of them): equal settings share
+    their states, so a policy built per call finds the states of an equal one built before, and the registry
+    holds one setting per distinct value, not every object ever passed.
+    """
 
     __slots__ = ("_by_setting",)
 
     def __init__(self) -> None:
-        self._by_setting: dict[int, tuple[S, dict[str, V]]] = {}
+        self._by_setting: dict[S, dict[str, V]] = {}
 
     def get(self, setting: S, key: str, make: Callable[[S, str], V]) -> V:
         """The state ``key`` under ``setting``; ``make(setting, key)`` builds it the first time."""
-        entry = self._by_setting.get(id(setting))
-        if entry is None:
-            entry = self._by_setting.setdefault(id(setting), (setting, {}))
-        found = entry[1].get(key)
+        states = self._by_setting.get(setting)
+        if states is None:
+            states = self._by_setting.setdefault(setting, {})
+        found = states.get(key)
         if found is None:
-            found = entry[1].setdefault(key, make(setting, key))
+            found = states.setdefault(key, make(setting, key))
         return found
 
     def by_key(self) -> dict[str, V]:
         """Every state, by key (the last setting's, if several settings share a key)."""
-        return {key: state for _, states in self._by_setting.values() for key, state in states.items()}
+        return {key: state for states in self._by_setting.values() for key, state in states.items()}
 
 
 class CallEnv:
@@ -190,15 +195,17 @@ class CallEnv:
         self._limiters: _Registry[tuple[RateLimit, ...], Limiter] = _Registry()
         self._compartments: _Registry[Bulkhead, Compartment] = _Registry()
         # whether any response has announced a quota yet: until one does, calls without declared limits skip
-        # the limiter entirely (most providers never announce one)
-        self.pacing = False
+        # the limiter entirely (most providers never announce one). With a shared state, always: another process
+        # (or an earlier client) may have learned a quota or a stop this client has not seen.
+        self.pacing = shared is not None
 
     def guards(
         self, policy: Policy, method: str, url: str
     ) -> tuple[CircuitState | SharedCircuit | None, Limiter | SharedLimiter | None]:
         """The circuit and the limiter a call to ``method url`` goes through under ``policy``, where it has them.
 
-        No limiter without declared limits until some response has announced a quota (:attr:`pacing`).
+        No limiter without declared limits until some response has announced a quota (:attr:`pacing`), except
+        with a shared state, whose limiter every call consults.
         """
         breaker = policy.breaker
         circuit: CircuitState | SharedCircuit | None = None
@@ -232,7 +239,7 @@ class CallEnv:
         finds it without working out its key.
         """
         recent = self._recent
-        if recent is not None and recent[0] is breaker and url.startswith(recent[1]):
+        if recent is not None and (recent[0] is breaker or recent[0] == breaker) and url.startswith(recent[1]):
             follows = url[len(recent[1]) : len(recent[1]) + 1]
             if not follows or follows in "/?#":
                 return recent[2]
@@ -263,11 +270,14 @@ class CallEnv:
 
 
 class _Stats:
-    __slots__ = ("attempts", "started")
+    """A call's running totals; ``budget_key``: the shared retry budget it deposits in and spends from."""
 
-    def __init__(self, started: float) -> None:
+    __slots__ = ("attempts", "budget_key", "started")
+
+    def __init__(self, started: float, budget_key: str = "") -> None:
         self.started = started
         self.attempts = 0
+        self.budget_key = budget_key
 
 
 def _reason(outcome: Response | TransportError) -> str:
@@ -286,6 +296,10 @@ def call_flow(
     stats = _Stats(env.clock.monotonic())
     if env.budget is not None and policy.budget is not None:
         env.budget.record_request(stats.started)
+    elif env.shared is not None and policy.budget is not None:
+        # one budget for the whole call, its first host's: a redirect or an auth request to another host spends
+        # from the budget the call deposited in
+        stats.budget_key = env.shared.budget_key(request.method, request.url)
     if auth is None:
         return _attempts(request, policy, env, stats, final=True)
     if isinstance(auth, StaticAuth):
@@ -352,30 +366,20 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     now = stats.started if stats.attempts == 0 else clock.monotonic()
     shared = env.shared
     if shared is not None and stats.attempts == 0 and policy.budget is not None:  # the call's deposit
-        deposit = shared.record_request(policy.budget, method, request.url, now)
+        deposit = shared.record_request(policy.budget, stats.budget_key, now)
         if deposit is not None:
-            yield from _consult(env, deposit, request, stats)
+            yield from _consult(env, deposit, request, stats, None)
     while True:
         remaining = expires_at - now
         if remaining <= 0:
             expired = DeadlineExceeded(f"deadline of {policy.deadline:g} s exceeded", method=method, url=request.url)
             raise _gave_up(env, request, stats.attempts, now - stats.started, expired)
-        if limiter is not None:
-            if shared is None:
-                wait = cast(Limiter, limiter).reserve(now, remaining)
-            else:
-                reserve = cast("SharedLimiter", limiter).reserve(now, remaining)
-                wait = yield from _consult(env, reserve, request, stats)
-            if wait >= remaining:  # not booked (or no time would be left): refuse now rather than sleep
-                refused_here = _locally_limited(policy, request, wait)
-                raise _gave_up(env, request, stats.attempts, now - stats.started, refused_here) from previous
-            if wait > 0:
-                yield Sleep(wait)
-                now = clock.monotonic()
-                remaining = expires_at - now
-                if remaining <= 0:
-                    continue
-        if compartment is not None:  # a slot is held only while the request is on the wire
+        if compartment is not None:  # the turn first, then the rate limit: see tether.policies.bulkhead
+            if circuit is not None:  # an open circuit fails the call now, not after its wait in line
+                shut = yield from _open_circuit(env, circuit, compartment, now, request, stats, previous)
+                if shut is not None:
+                    refused = _circuit_open(shut, now, circuit.key, request, previous)
+                    raise _gave_up(env, request, stats.attempts, now - stats.started, refused) from previous
             admission = compartment.enter()
             if admission is not True:
                 refusal = yield from _wait_turn(
@@ -396,11 +400,26 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 if remaining <= 0:  # the turn came too late to send anything
                     compartment.leave()
                     continue
-        if per_attempt is None:
-            timeout = None if remaining == math.inf else remaining
-        else:
-            timeout = per_attempt if per_attempt < remaining else remaining
-        try:
+        try:  # a slot, if any, is held from here until the request is answered
+            if limiter is not None:
+                if shared is None:
+                    wait = cast(Limiter, limiter).reserve(now, remaining)
+                else:
+                    reserve = cast("SharedLimiter", limiter).reserve(now, remaining)
+                    wait = yield from _consult(env, reserve, request, stats, previous)
+                if wait >= remaining:  # not booked (or no time would be left): refuse now rather than sleep
+                    refused_here = _locally_limited(policy, request, wait)
+                    raise _gave_up(env, request, stats.attempts, now - stats.started, refused_here) from previous
+                if wait > 0:
+                    yield Sleep(wait)
+                    now = clock.monotonic()
+                    remaining = expires_at - now
+                    if remaining <= 0:
+                        continue
+            if per_attempt is None:
+                timeout = None if remaining == math.inf else remaining
+            else:
+                timeout = per_attempt if per_attempt < remaining else remaining
             if circuit is not None:
                 if isinstance(circuit, CircuitState):
                     phase = circuit.phase
@@ -408,7 +427,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                     if permit is not CLOSED_ADMISSION and circuit.phase != phase:  # turned half-open (or open)
                         _announce(env, circuit.key, circuit.phase, request, url, stats.attempts)
                 else:
-                    decided: Admission = yield from _consult(env, circuit.acquire(now), request, stats)
+                    decided: Admission = yield from _consult(env, circuit.acquire(now), request, stats, previous)
                     permit = decided.permit
                     if decided.changed:
                         _announce(env, circuit.key, decided.phase, request, url, stats.attempts)
@@ -419,19 +438,25 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
             stats.attempts += 1
             if observed:
                 env.emit(AttemptStarted(method, url, stats.attempts, timeout))
-            outcome = yield Send(request, timeout)
+            try:
+                outcome = yield Send(request, timeout)
+            except GeneratorExit:  # cancelled on the wire: a probe gets no verdict, its permit goes back
+                if circuit is not None and type(permit) is Admitted and permit.probe:
+                    _release(env, circuit, permit)
+                raise
         finally:
             if compartment is not None:
                 compartment.leave()
         if circuit is not None:
             now = clock.monotonic()
             failed = type(outcome) is not Response or outcome.status_code in circuit.config.failure_statuses
+            assert isinstance(permit, Admitted)  # noqa: S101 - narrowing: a refused call was raised above
             if isinstance(circuit, CircuitState):
-                if circuit.record(permit, now, failed, now - sent_at):  # type: ignore[arg-type]
+                if circuit.record(permit, now, failed, now - sent_at):
                     _announce(env, circuit.key, circuit.phase, request, url, stats.attempts)
             else:
-                recorded = circuit.record(permit, now, failed, now - sent_at)  # type: ignore[arg-type]
-                changed_to: Phase | None = yield from _consult(env, recorded, request, stats)
+                recorded = circuit.record(permit, now, failed, now - sent_at)
+                changed_to: Phase | None = yield from _after_response(env, recorded, request)
                 if changed_to is not None:
                     _announce(env, circuit.key, changed_to, request, url, stats.attempts)
         if type(outcome) is Response:
@@ -441,9 +466,9 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                 if quota is not None:
                     if limiter is None:
                         limiter = env.limiter_for(policy, method, request.url)
-                    learned = limiter.learn(clock.monotonic(), quota.remaining, quota.reset_after)
+                    learned = limiter.learn(clock.monotonic(), quota.remaining, quota.reset_after, window=quota.window)
                     if learned is not None:  # a command for the shared state
-                        yield from _consult(env, learned, request, stats)
+                        yield from _after_response(env, learned, request)
                     env.pacing = True
             if status < 400 and status not in statuses:
                 if status >= 300 and status in REDIRECT_STATUSES and policy.max_redirects:
@@ -514,8 +539,8 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
             failure = _policy_failure(decision, policy, request, last)
             raise _gave_up(env, request, stats.attempts, now - stats.started, failure) from last
         if shared is not None and policy.budget is not None:
-            spend = shared.try_spend(policy.budget, method, request.url, now)
-            allowed = yield from _consult(env, spend, request, stats)
+            spend = shared.try_spend(policy.budget, stats.budget_key, now)
+            allowed = yield from _consult(env, spend, request, stats, last)
         else:
             allowed = env.budget is None or policy.budget is None or env.budget.try_spend(now)
         if not allowed:
@@ -590,14 +615,87 @@ def _announce(env: CallEnv, key: str, phase: Phase, request: Request, url: str, 
     env.emit(CircuitChanged(request.method, url or redact_url(request.url), attempt, key, phase))
 
 
-def _consult(env: CallEnv, command: Command[T], request: Request, stats: _Stats) -> Generator[Action, Outcome, T]:
-    """Have the driver run ``command`` on the shared state; its result (``SharedStateUnavailable``: the call ends)."""
-    assert env.shared is not None  # noqa: S101 - only a client with a shared state makes commands
-    answer = yield Consult(env.shared.state, command)
+def _ask(env: CallEnv, command: Command[Any]) -> Generator[Action, Outcome, object]:
+    """Have the driver run ``command`` on the shared state, after any deferred command; its answer, as it came."""
+    shared = env.shared
+    assert shared is not None  # noqa: S101 - only a client with a shared state makes commands
+    deferred = shared.deferred()
+    while deferred is not None:  # e.g. a cancelled probe's release; its answer concerns no call
+        yield Consult(shared.state, deferred)
+        deferred = shared.deferred()
+    return (yield Consult(shared.state, command))
+
+
+def _consult(
+    env: CallEnv, command: Command[T], request: Request, stats: _Stats, last: TetherError | None
+) -> Generator[Action, Outcome, T]:
+    """The result of a decision taken before sending; the state unavailable (failing closed) ends the call.
+
+    ``last``: the failure of the call's previous attempt, kept as the error's ``last_error`` and cause.
+    """
+    answer = yield from _ask(env, command)
     if isinstance(answer, SharedStateUnavailable):
         answer.method, answer.url = request.method, redact_url(request.url)
-        raise _gave_up(env, request, stats.attempts, env.clock.monotonic() - stats.started, answer)
+        answer.last_error = last
+        raise _gave_up(env, request, stats.attempts, env.clock.monotonic() - stats.started, answer) from last
     return cast(T, answer)
+
+
+def _after_response(env: CallEnv, command: Command[T], request: Request) -> Generator[Action, Outcome, T | None]:
+    """The result of bookkeeping that follows a response (``None``: the state was unavailable).
+
+    The request has gone out and been answered: losing the bookkeeping (a circuit's record, a learned quota)
+    must not lose the response, which a caller might otherwise send again. The loss is logged, at WARNING the
+    first time for the client (the state logs each outage too).
+    """
+    answer = yield from _ask(env, command)
+    if isinstance(answer, SharedStateUnavailable):
+        shared = env.shared
+        assert shared is not None  # noqa: S101 - only a client with a shared state makes commands
+        level = logging.DEBUG if shared.warned else logging.WARNING
+        shared.warned = True
+        logger.log(
+            level,
+            "%s %s: answered, but the shared state lost what followed (%s); the response is returned",
+            request.method,
+            redact_url(request.url),
+            answer.summary,
+        )
+        return None
+    return cast(T, answer)
+
+
+def _open_circuit(  # noqa: PLR0917 - the call's context, as _consult takes it
+    env: CallEnv,
+    circuit: CircuitState | SharedCircuit,
+    compartment: Compartment,
+    now: float,
+    request: Request,
+    stats: _Stats,
+    previous: TetherError | None,
+) -> Generator[Action, Outcome, Refused | None]:
+    """The refusal of an open circuit not yet due to probe, asked before queueing for a slot; no permit is taken.
+
+    A shared circuit costs a round trip, so it is asked only when the compartment has no free slot (a racy read:
+    at worst a call queues and is refused once its turn comes, or asks once too often).
+    """
+    if isinstance(circuit, CircuitState):
+        return circuit.refusal(now)
+    if not compartment.full:
+        return None
+    snapshot = yield from _consult(env, circuit.snapshot(now), request, stats, previous)
+    if snapshot.phase == "open" and snapshot.open_until is not None and now < snapshot.open_until:
+        return Refused(snapshot.open_until)
+    return None
+
+
+def _release(env: CallEnv, circuit: CircuitState | SharedCircuit, permit: Admitted) -> None:
+    """Give back a probe's permit without a verdict; a shared one on the client's next command."""
+    if isinstance(circuit, CircuitState):
+        circuit.release(permit)
+        return
+    assert env.shared is not None  # noqa: S101 - a shared circuit belongs to a client with a shared state
+    env.shared.defer(circuit.release(permit, env.clock.monotonic()))
 
 
 def _locally_limited(policy: Policy, request: Request, wait: float) -> RateLimited:

@@ -13,7 +13,9 @@ by default), pure apart from its own state: every method takes ``now`` (monotoni
 - **Half-open**: after that, up to ``probes`` calls pass as probes. When they all succeed, the circuit closes
   (window and trip count reset); the first failure re-opens it for longer. A probe that never reports (its task
   was cancelled, its process hung) cannot keep the circuit half-open: a probe permit lapses ``probe_timeout``
-  seconds after it was issued and counts as a failure.
+  seconds after it was issued and counts as a failure. A caller that knows its probe ended without a verdict (its
+  call was cancelled before the answer) gives the permit back with :meth:`CircuitState.release`: the probe slot
+  frees at once and nothing is counted, since the cancellation is the caller's, not the provider's.
 
 What a failure is belongs to the caller (:meth:`CircuitBreaker.is_failure` gives the default: transport errors,
 timeouts and 5xx responses; a 4xx is the caller's mistake, not the provider's failure).
@@ -58,6 +60,8 @@ class CircuitBreaker:
     scope: Scope = "host"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.failure_statuses, frozenset):  # hashable: settings find their states by value
+            object.__setattr__(self, "failure_statuses", frozenset(self.failure_statuses))
         problems = []
         if not 0 < self.failure_ratio <= 1 or not 0 < self.slow_ratio <= 1:
             problems.append("failure_ratio and slow_ratio in (0, 1]")
@@ -185,6 +189,29 @@ class CircuitState:
             return Refused(oldest + self.config.probe_timeout)
         self._probes_out.append(now)
         return Admitted(probe=True, issued=now)
+
+    def refusal(self, now: float) -> Refused | None:
+        """The refusal :meth:`acquire` would answer at ``now`` because the circuit is open; no permit is taken.
+
+        ``None`` unless the circuit is open and not yet due to let a probe through. A caller asks it before
+        waiting for something else (a bulkhead slot), so that an open circuit fails the call at once.
+        """
+        if self.phase != "open":  # read without the lock, as acquire does: acquire still decides
+            return None
+        open_until = self._open_until
+        return Refused(open_until) if now < open_until else None
+
+    def release(self, permit: Admitted) -> None:
+        """Give back ``permit`` without a verdict: its call ended before an answer (it was cancelled).
+
+        A probe's slot frees at once for another call to probe, instead of lapsing after ``probe_timeout`` and
+        counting as a failure; nothing is counted in the window. A permit of a closed circuit needs no release.
+        """
+        if not permit.probe:
+            return
+        with self._lock:
+            if self.phase == "half_open" and permit.issued in self._probes_out:
+                self._probes_out.remove(permit.issued)
 
     def record(self, permit: Admitted, now: float, failed: bool, duration: float) -> bool:
         """Report how an admitted call ended; whether that changed the phase.

@@ -1,8 +1,13 @@
 """Bulkhead: at most so many requests in flight per key, the rest queued in a bounded line, first come first served.
 
 :class:`Bulkhead` is the immutable setting; :class:`Compartment` is the state of one key (a host by default). A
-slot is held only while a request is on the wire (one attempt), never while a call sleeps between retries or waits
-for a rate-limit permit, so a slow backoff does not starve other calls.
+slot is held for one attempt: from the call's turn until its request is answered, never while a call sleeps between
+retries, so a slow backoff does not starve other calls. The call flow takes its turn *first* and only then books
+its rate-limit permit, holding the slot through the pacing wait the limiter asks for: booked before the turn, the
+permits of calls that waited in line together would all be due by the time the line let them go, and they would
+leave back to back, closer than the declared rate allows. (Leaving the slot for the pacing wait and queueing again
+would need a second booking after the second turn, for the same reason.) An open circuit fails a call before it
+queues (see :mod:`tether.client._flow`).
 
 :meth:`Compartment.enter` never blocks: it admits the caller (``True``), refuses it because the line is full
 (``False``), or puts it in line and returns its :class:`Ticket`. Waiting for a ticket is the shell's job (an
@@ -107,6 +112,11 @@ class Compartment:
     def queued(self) -> int:
         """How many calls wait in line."""
         return len(self._line)
+
+    @property
+    def full(self) -> bool:
+        """Whether a call entering now would wait in line or be refused (read without the lock: a hint)."""
+        return self.active >= self.config.max_concurrent or bool(self._line)
 
     def enter(self) -> bool | Ticket:
         """Take a slot (``True``), find the line full (``False``), or queue up (the :class:`Ticket` to wait on)."""

@@ -61,6 +61,8 @@ class Limiter:
         "_learned_until",
         "_lock",
         "_tats",
+        "_tighten",
+        "_tightened",
         "_tolerances",
         "key",
         "limits",
@@ -78,26 +80,39 @@ class Limiter:
         self._learned_tat = -math.inf
         self._learned_until = -math.inf
         self._learned_remaining = 0
+        self._tighten = True  # until the provider shows that it rounds its resets down (see learn())
+        self._tightened = False  # whether the current window's reset was moved earlier than announced
 
-    def learn(self, now: float, remaining: int, reset_after: float) -> None:
+    def learn(self, now: float, remaining: int, reset_after: float, *, window: bool = False) -> None:
         """The provider says ``remaining`` calls are allowed over the next ``reset_after`` seconds.
 
         They are spread evenly over that time (none before it, when ``remaining`` is 0), instead of being spent at
-        once, which would leave the client stalled until the reset.
+        once, which would leave the client stalled until the reset. A stop (``remaining`` 0, e.g. ``Retry-After``
+        on a 429) is taken as said.
 
-        Providers give the reset in whole seconds, rounded up, so one response places it up to a second late (with
-        a 2 s window, pacing by it alone used 70-93 % of the quota in ``bench/ratelimit_goodput.py``). Each response
-        of the same window (``remaining`` not going up, the reset not yet passed) bounds it anew, since the client
-        reads it after the server counted; the earliest bound is kept, which converges on the true reset. A stop
-        (``remaining`` 0, e.g. ``Retry-After`` on a 429) is taken as said.
+        ``window``: the announcement is a fixed window's, with the reset in whole seconds (``RateLimit``,
+        ``X-RateLimit-*``). Most providers round it up, so one response places the reset up to a second late (with a
+        2 s window, pacing by it alone used 70-93 % of the quota in ``bench/ratelimit_goodput.py``). Each response of
+        the same window (``remaining`` not going up, the reset not yet passed) then bounds it anew, since the client
+        reads it after the server counted, and the earliest bound is kept, which converges on the true reset. A
+        provider that rounds down makes that bound early; it shows as a response after the bound that still belongs
+        to the old window, or a stop (429) there, and from then on this limiter keeps each announced reset as said:
+        such a provider costs at most that one early call.
         """
         with self._lock:
             if reset_after <= 0:
                 self._learned_until = -math.inf
                 return
             until = now + reset_after
-            if 0 < remaining <= self._learned_remaining and now < self._learned_until:
+            same_window = 0 < remaining <= self._learned_remaining
+            refused = remaining <= 0 and not window  # a stop the provider imposed (Retry-After on a 429)
+            if self._tightened and (refused or (same_window and now >= self._learned_until)):
+                self._tighten = False  # the window outlasted the earliest bound: this provider rounds down
+            if window and self._tighten and same_window and now < self._learned_until:
+                self._tightened = self._tightened or self._learned_until < until
                 until = min(until, self._learned_until)  # the same window: keep the tightest bound
+            elif not same_window or not self._tighten:
+                self._tightened = False
             self._learned_until = until
             self._learned_remaining = remaining
             if remaining <= 0:

@@ -32,17 +32,23 @@ GetHeader = Callable[[str], str | None]
 
 @dataclass(frozen=True, slots=True)
 class Quota:
-    """``remaining`` calls allowed over the next ``reset_after`` seconds."""
+    """``remaining`` calls allowed over the next ``reset_after`` seconds.
+
+    ``window``: a fixed window's announcement, its reset in whole seconds (the ``RateLimit`` and ``X-RateLimit-*``
+    dialects), which :meth:`~tether.policies.Limiter.learn` may tighten across the window's responses.
+    """
 
     remaining: int
     reset_after: float
+    window: bool = False
 
 
 def _count(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    return int(value) if value.isdigit() else None
+    # ASCII digits only ("¹".isdigit() is true), and few enough of them for int() (it refuses over 4,300 digits)
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def _structured(value: str, wall: Callable[[], float], get_header: GetHeader) -> Quota | None:
@@ -76,7 +82,7 @@ def _params(params: list[str], wall: Callable[[], float], default_reset: float |
             reset = parse_reset(raw, wall())
     if remaining is None or reset is None:
         return None
-    return Quota(remaining, reset)
+    return Quota(remaining, reset, window=True)
 
 
 def _windows(value: str | None) -> dict[str, float]:
@@ -140,6 +146,6 @@ def read_quota(status: int, get_header: GetHeader, wall: Callable[[], float]) ->
             raw_reset = get_header(prefix + "reset")
             reset = parse_reset(raw_reset, wall()) if raw_reset is not None else None
             if reset is not None:
-                return Quota(remaining, reset)
+                return Quota(remaining, reset, window=True)
     shopify = get_header("x-shopify-shop-api-call-limit")
     return _shopify(shopify) if shopify is not None else None

@@ -2,7 +2,7 @@
 
 One small interface (:class:`StateBackend`, and its asyncio twin :class:`AsyncStateBackend`) with the
 operations the call pipeline performs: ``reserve``/``learn`` (rate limits), ``record_request``/``try_spend``
-(retry budget), ``acquire``/``record`` (circuit breaker) and two snapshots. Two backends:
+(retry budget), ``acquire``/``record``/``release`` (circuit breaker) and two snapshots. Two backends:
 
 - :class:`MemoryState` (the default): the policies of :mod:`tether.policies` themselves, in this process.
 - Redis, for processes that share quotas and circuits: :class:`RedisState` (blocking) and

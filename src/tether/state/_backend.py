@@ -48,7 +48,16 @@ class StateBackend(Protocol):
         """:meth:`Limiter.reserve <tether.policies.Limiter.reserve>` for ``key`` under ``limits``: the wait."""
         ...
 
-    def learn(self, key: str, limits: tuple[RateLimit, ...], now: float, remaining: int, reset_after: float) -> None:
+    def learn(
+        self,
+        key: str,
+        limits: tuple[RateLimit, ...],
+        now: float,
+        remaining: int,
+        reset_after: float,
+        *,
+        window: bool = False,
+    ) -> None:
         """:meth:`Limiter.learn <tether.policies.Limiter.learn>`: ``remaining`` calls until ``reset_after``."""
         ...
 
@@ -74,6 +83,10 @@ class StateBackend(Protocol):
         """:meth:`CircuitState.record <tether.policies.CircuitState.record>`: the new phase, if it changed."""
         ...
 
+    def release(self, key: str, config: CircuitBreaker, permit: Admitted, now: float) -> None:
+        """:meth:`CircuitState.release <tether.policies.CircuitState.release>`: a permit back, without a verdict."""
+        ...
+
     def circuit_snapshot(self, key: str, config: CircuitBreaker, now: float) -> CircuitSnapshot:
         """The circuit's state, for diagnostics and health checks."""
         ...
@@ -87,7 +100,14 @@ class AsyncStateBackend(Protocol):
         ...
 
     async def learn(
-        self, key: str, limits: tuple[RateLimit, ...], now: float, remaining: int, reset_after: float
+        self,
+        key: str,
+        limits: tuple[RateLimit, ...],
+        now: float,
+        remaining: int,
+        reset_after: float,
+        *,
+        window: bool = False,
     ) -> None:
         """See :meth:`StateBackend.learn`."""
         ...
@@ -112,6 +132,10 @@ class AsyncStateBackend(Protocol):
         self, key: str, config: CircuitBreaker, permit: Admitted, now: float, *, failed: bool, duration: float
     ) -> Phase | None:
         """See :meth:`StateBackend.record`."""
+        ...
+
+    async def release(self, key: str, config: CircuitBreaker, permit: Admitted, now: float) -> None:
+        """See :meth:`StateBackend.release`."""
         ...
 
     async def circuit_snapshot(self, key: str, config: CircuitBreaker, now: float) -> CircuitSnapshot:

@@ -36,6 +36,7 @@ from tether.state._scripts import (
     BUDGET_SNAPSHOT,
     CIRCUIT_ACQUIRE,
     CIRCUIT_RECORD,
+    CIRCUIT_RELEASE,
     CIRCUIT_SNAPSHOT,
     LIMITER_LEARN,
     LIMITER_RESERVE,
@@ -269,16 +270,23 @@ class RedisCommands:
         )
 
     def learn(
-        self, key: str, limits: tuple[RateLimit, ...], now: float, remaining: int, reset_after: float
+        self,
+        key: str,
+        limits: tuple[RateLimit, ...],
+        now: float,
+        remaining: int,
+        reset_after: float,
+        *,
+        window: bool = False,
     ) -> Command[None]:
         """Pace ``key`` by what the provider announced (see ``Limiter.learn``); learned pacing is per key."""
         local = self.local
         return Command(
             LIMITER_LEARN,
             (self.redis_key("limiter", key),),
-            (self._clock(now), str(int(remaining)), _num(reset_after)),
+            (self._clock(now), str(int(remaining)), _num(reset_after), "1" if window else "0"),
             _read_nothing,
-            lambda: local.learn(key, limits, now, remaining, reset_after),
+            lambda: local.learn(key, limits, now, remaining, reset_after, window=window),
             now,
         )
 
@@ -374,6 +382,18 @@ class RedisCommands:
             args,
             _read_transition,
             lambda: local.record(key, config, permit, now, failed=failed, duration=duration),
+            now,
+        )
+
+    def release(self, key: str, config: CircuitBreaker, permit: Admitted, now: float) -> Command[None]:
+        """Give back a permit whose call ended without a verdict (see ``CircuitState.release``)."""
+        local = self.local
+        return Command(
+            CIRCUIT_RELEASE,
+            (self.redis_key("circuit", key),),
+            (self._clock(now), *_circuit_args(config, self.idle_ttl), _num(permit.issued)),
+            _read_nothing,
+            lambda: local.release(key, config, permit, now),
             now,
         )
 

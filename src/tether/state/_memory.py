@@ -63,9 +63,18 @@ class MemoryState:
         """The wait before a call may go; booked when at most ``max_wait`` (see :meth:`Limiter.reserve`)."""
         return self.limiter(key, limits).reserve(now, max_wait)
 
-    def learn(self, key: str, limits: tuple[RateLimit, ...], now: float, remaining: int, reset_after: float) -> None:
+    def learn(
+        self,
+        key: str,
+        limits: tuple[RateLimit, ...],
+        now: float,
+        remaining: int,
+        reset_after: float,
+        *,
+        window: bool = False,
+    ) -> None:
         """Pace ``key`` by the provider's announcement (see :meth:`Limiter.learn`)."""
-        self.limiter(key, limits).learn(now, remaining, reset_after)
+        self.limiter(key, limits).learn(now, remaining, reset_after, window=window)
 
     def record_request(self, key: str, config: RetryBudget, now: float) -> None:
         """Count an original request in the budget ``key`` (see :meth:`RetryBudgetState.record_request`)."""
@@ -95,6 +104,10 @@ class MemoryState:
         """Report how an admitted call ended; the new phase if that changed it (see :meth:`CircuitState.record`)."""
         circuit = self.circuit(key, config)
         return circuit.phase if circuit.record(permit, now, failed, duration) else None
+
+    def release(self, key: str, config: CircuitBreaker, permit: Admitted, now: float) -> None:
+        """Give back a permit whose call ended without a verdict (see :meth:`CircuitState.release`); ``now`` unused."""
+        self.circuit(key, config).release(permit)
 
     def circuit_snapshot(self, key: str, config: CircuitBreaker, now: float) -> CircuitSnapshot:
         """The circuit's state as of ``now`` (see :meth:`CircuitState.snapshot`)."""

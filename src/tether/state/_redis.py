@@ -191,9 +191,18 @@ class RedisState(_Shell):
         """The wait before a call may go; booked in every quota when at most ``max_wait``."""
         return self.execute(self.commands.reserve(key, limits, now, max_wait))
 
-    def learn(self, key: str, limits: tuple[RateLimit, ...], now: float, remaining: int, reset_after: float) -> None:
+    def learn(
+        self,
+        key: str,
+        limits: tuple[RateLimit, ...],
+        now: float,
+        remaining: int,
+        reset_after: float,
+        *,
+        window: bool = False,
+    ) -> None:
         """Pace ``key`` by what the provider announced."""
-        self.execute(self.commands.learn(key, limits, now, remaining, reset_after))
+        self.execute(self.commands.learn(key, limits, now, remaining, reset_after, window=window))
 
     def record_request(self, key: str, config: RetryBudget, now: float) -> None:
         """Deposit an original request in the budget ``key`` (sent in batches, see ``RedisCommands``)."""
@@ -218,6 +227,10 @@ class RedisState(_Shell):
     ) -> Phase | None:
         """Report how an admitted call ended; the new phase if that changed it."""
         return self.execute(self.commands.record(key, config, permit, now, failed=failed, duration=duration))
+
+    def release(self, key: str, config: CircuitBreaker, permit: Admitted, now: float) -> None:
+        """Give back a permit whose call ended without a verdict (it was cancelled); nothing is counted."""
+        self.execute(self.commands.release(key, config, permit, now))
 
     def circuit_snapshot(self, key: str, config: CircuitBreaker, now: float) -> CircuitSnapshot:
         """The circuit's state, for diagnostics and health checks."""
@@ -312,10 +325,17 @@ class AsyncRedisState(_Shell):
         return await self.execute(self.commands.reserve(key, limits, now, max_wait))
 
     async def learn(
-        self, key: str, limits: tuple[RateLimit, ...], now: float, remaining: int, reset_after: float
+        self,
+        key: str,
+        limits: tuple[RateLimit, ...],
+        now: float,
+        remaining: int,
+        reset_after: float,
+        *,
+        window: bool = False,
     ) -> None:
         """Pace ``key`` by what the provider announced."""
-        await self.execute(self.commands.learn(key, limits, now, remaining, reset_after))
+        await self.execute(self.commands.learn(key, limits, now, remaining, reset_after, window=window))
 
     async def record_request(self, key: str, config: RetryBudget, now: float) -> None:
         """Deposit an original request in the budget ``key`` (sent in batches, see ``RedisCommands``)."""
@@ -340,6 +360,10 @@ class AsyncRedisState(_Shell):
     ) -> Phase | None:
         """Report how an admitted call ended; the new phase if that changed it."""
         return await self.execute(self.commands.record(key, config, permit, now, failed=failed, duration=duration))
+
+    async def release(self, key: str, config: CircuitBreaker, permit: Admitted, now: float) -> None:
+        """Give back a permit whose call ended without a verdict (it was cancelled); nothing is counted."""
+        await self.execute(self.commands.release(key, config, permit, now))
 
     async def circuit_snapshot(self, key: str, config: CircuitBreaker, now: float) -> CircuitSnapshot:
         """The circuit's state, for diagnostics and health checks."""

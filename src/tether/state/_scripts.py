@@ -17,6 +17,7 @@ __all__ = [
     "BUDGET_SNAPSHOT",
     "CIRCUIT_ACQUIRE",
     "CIRCUIT_RECORD",
+    "CIRCUIT_RELEASE",
     "CIRCUIT_SNAPSHOT",
     "LIMITER_LEARN",
     "LIMITER_RESERVE",
@@ -48,4 +49,5 @@ BUDGET_SETTLE = _script("budget_settle", "_prelude")
 BUDGET_SNAPSHOT = _script("budget_snapshot", "_prelude")
 CIRCUIT_ACQUIRE = _script("circuit_acquire", "_prelude", "_circuit")
 CIRCUIT_RECORD = _script("circuit_record", "_prelude", "_circuit")
+CIRCUIT_RELEASE = _script("circuit_release", "_prelude", "_circuit")
 CIRCUIT_SNAPSHOT = _script("circuit_snapshot", "_prelude", "_circuit")
