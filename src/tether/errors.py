@@ -22,7 +22,12 @@
     ├── BulkheadFull                   too many calls in flight to one provider: the line was full or too slow
     ├── SharedStateUnavailable         the shared limiter/budget/circuit state (Redis) is unreachable (fail closed)
     ├── PaginationError                a paginated response could not be followed
-    └── ConfigurationError             tether was set up in a way that cannot work (also a ValueError)
+    ├── ConfigurationError             tether was set up in a way that cannot work (also a ValueError)
+    └── WebhookVerificationError       an incoming webhook failed verification: answer 401, do not process it
+        ├── MissingSignatureHeader     a header the scheme needs is absent or empty
+        ├── MalformedSignatureHeader   a header is present but not in the scheme's format
+        ├── SignatureMismatch          no signature matches any configured secret
+        └── TimestampOutsideTolerance  the signature is valid but its timestamp is too old or too far ahead
 
 Every call error carries ``method``, ``url`` (redacted), ``attempts`` and ``elapsed`` seconds; HTTP errors add
 ``status_code``, ``headers`` (redacted), a bounded, redacted ``body_excerpt`` and the ``response``. Messages
@@ -53,6 +58,8 @@ __all__ = [
     "DeadlineExceeded",
     "Forbidden",
     "HTTPStatusError",
+    "MalformedSignatureHeader",
+    "MissingSignatureHeader",
     "NotFound",
     "PaginationError",
     "RateLimited",
@@ -61,11 +68,14 @@ __all__ = [
     "RetryBudgetExhausted",
     "ServerError",
     "SharedStateUnavailable",
+    "SignatureMismatch",
     "TetherError",
+    "TimestampOutsideTolerance",
     "TransportError",
     "TransportTimeout",
     "Unauthorized",
     "Unprocessable",
+    "WebhookVerificationError",
     "error_for_response",
 ]
 
@@ -413,3 +423,63 @@ def error_for_response(
             summary += f": retry after {retry_after:g} s"
         return RateLimited(summary, retry_after=retry_after, **common)
     return cls(summary, **common)  # type: ignore[arg-type]
+
+
+class WebhookVerificationError(TetherError):
+    """An incoming webhook failed verification; answer 401 and do not process it.
+
+    ``scheme`` names the signature scheme, ``header`` the header at fault when one is. Neither the secret nor the
+    signature tether expected ever appears in the message.
+    """
+
+    advice = "Do not process this delivery; answer 401 so a genuine provider retries."
+
+    def __init__(self, summary: str, *, scheme: str = "", header: str | None = None, **context: object) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.scheme = scheme
+        self.header = header
+
+
+class MissingSignatureHeader(WebhookVerificationError):
+    """A header the scheme needs (signature, timestamp or id) is absent or empty."""
+
+    advice = (
+        "Check that the endpoint is configured with the right scheme, that the provider signs this endpoint, "
+        "and that no proxy strips the header."
+    )
+
+
+class MalformedSignatureHeader(WebhookVerificationError):
+    """A header the scheme needs is present but not in the scheme's format (encoding, size, characters)."""
+
+    advice = "Check that the scheme matches the provider that sends to this endpoint; the header cannot be read."
+
+
+class SignatureMismatch(WebhookVerificationError):
+    """No signature in the request matches any configured secret."""
+
+    advice = (
+        "Check the secret (the endpoint's signing secret, not an API key), that the body is the exact raw bytes "
+        "received (not re-serialised JSON), and for URL-signed schemes that the URL is the public one the "
+        "provider called."
+    )
+
+
+class TimestampOutsideTolerance(WebhookVerificationError):
+    """The signature is valid but its timestamp is further from now than the tolerance allows (a replay or skew).
+
+    ``timestamp`` is the signed Unix time, ``now`` the verifier's time and ``tolerance`` the allowed seconds.
+    """
+
+    advice = (
+        "Check this server's clock (NTP); an old timestamp may be a replayed delivery. Raise the tolerance only "
+        "if deliveries are legitimately delayed."
+    )
+
+    def __init__(
+        self, summary: str, *, timestamp: int = 0, now: float = 0.0, tolerance: float = 0.0, **context: object
+    ) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.timestamp = timestamp
+        self.now = now
+        self.tolerance = tolerance
