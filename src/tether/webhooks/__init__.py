@@ -5,6 +5,9 @@
 Built-in schemes by name: ``"stripe"``, ``"github"``, ``"shopify"``, ``"slack"``, ``"twilio"``, ``"square"``,
 ``"zoom"``, ``"standard"`` and ``"svix"``; :class:`GenericHMAC` describes any other HMAC-signing provider.
 Failures raise :class:`tether.errors.WebhookVerificationError` subclasses.
+
+:class:`Inbox` receives deliveries durably (verify, persist in SQLite, then answer 2xx), deduplicates them, and
+runs handlers later with retries, dead letters and replay; :meth:`Inbox.receive` returns a :class:`Receipt`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 from tether.webhooks._event import VerifiedEvent
 from tether.webhooks._generic import GenericHMAC
 from tether.webhooks._headers import Headers
+from tether.webhooks._inbox import DEFAULT_BACKOFF, Inbox
+from tether.webhooks._inbox_event import EventStatus, InboxEvent
+from tether.webhooks._receipt import Outcome, Receipt
 from tether.webhooks._registry import GITHUB, SCHEMES, SHOPIFY, SLACK, SQUARE, ZOOM
 from tether.webhooks._scheme import Delivery, Scheme
 from tether.webhooks._standard import StandardWebhooks
@@ -21,6 +27,7 @@ from tether.webhooks._verify import verify
 from tether.webhooks._zoom import zoom_url_validation
 
 __all__ = [
+    "DEFAULT_BACKOFF",
     "GITHUB",
     "SCHEMES",
     "SHOPIFY",
@@ -28,8 +35,13 @@ __all__ = [
     "SQUARE",
     "ZOOM",
     "Delivery",
+    "EventStatus",
     "GenericHMAC",
     "Headers",
+    "Inbox",
+    "InboxEvent",
+    "Outcome",
+    "Receipt",
     "Scheme",
     "StandardWebhooks",
     "Stripe",

@@ -1,0 +1,258 @@
+"""The inbox's SQLite repository: every read and write of ``webhook_events``, each write one transaction.
+
+The store takes times as arguments and never reads a clock; :class:`tether.webhooks.Inbox` passes its clock's
+wall time (wall, not monotonic: leases and retry times must mean the same thing to another process and after a
+restart). ``sqlite3.Error`` propagates; the inbox turns it into a 5xx receipt or re-raises it to its caller.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tether.webhooks._inbox_event import EventStatus, InboxEvent
+from tether.webhooks._inbox_schema import open_sqlite
+from tether.webhooks._stored_headers import load_headers
+
+__all__ = ["Claimed", "NewEvent", "SQLiteInboxStore"]
+
+_COLUMNS = (
+    "id, source, provider_event_id, event_type, status, attempts, received_at, next_attempt_at, body, headers, "
+    "last_error, processed_at, order_key"
+)
+
+_DUE = """
+    ((status = 'pending' AND next_attempt_at <= :now) OR (status = 'processing' AND lease_expires_at <= :now))
+    AND (order_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM webhook_events AS earlier
+        WHERE earlier.source = webhook_events.source AND earlier.order_key = webhook_events.order_key
+          AND earlier.id < webhook_events.id AND earlier.status IN ('pending', 'processing')))
+"""
+
+_LEASE = (
+    "UPDATE webhook_events SET status = 'processing', attempts = attempts + 1, lease_owner = ?, "  # noqa: S608
+    "lease_expires_at = ? WHERE id = ? RETURNING " + _COLUMNS
+)
+_REPLAY = (
+    "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, processed_at = NULL, "
+    "lease_owner = NULL, lease_expires_at = NULL WHERE "
+)
+
+
+def _event(row: Sequence[Any]) -> InboxEvent:
+    return InboxEvent(
+        id=row[0],
+        source=row[1],
+        provider_event_id=row[2],
+        type=row[3],
+        status=EventStatus(row[4]),
+        attempts=row[5],
+        received_at=row[6],
+        next_attempt_at=row[7],
+        raw=bytes(row[8]),
+        headers=load_headers(row[9]),
+        last_error=row[10],
+        processed_at=row[11],
+        order_key=row[12],
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """A verified delivery to store."""
+
+    source: str
+    provider_event_id: str
+    event_type: str | None
+    headers_json: str
+    body: bytes
+    order_key: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claimed:
+    """What one claim returned: events now leased to the caller, and events found dead (lease lost too often)."""
+
+    events: list[InboxEvent]
+    dead: list[int]
+
+
+class SQLiteInboxStore:
+    """``webhook_events`` in one SQLite file, safe to share between threads (one lock) and processes (SQLite's)."""
+
+    __slots__ = ("_connection", "_lock")
+
+    def __init__(self, path_or_url: str | Path, *, busy_timeout: float, now: float) -> None:
+        self._connection = open_sqlite(path_or_url, busy_timeout=busy_timeout, now=now)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+    def insert(self, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
+        """Store ``new`` unless ``(source, provider_event_id)`` was received at or after ``keep_since``.
+
+        Returns ``(id, created)``: the new row's id, or the first delivery's id for a duplicate. A row older than
+        the window that is finished (processed or dead) is replaced: the provider has long stopped retrying, so
+        the same id now names a new event. A row still pending or processing always counts as a duplicate.
+        """
+        with self._transaction() as db:
+            found = db.execute(
+                "SELECT id, received_at, status FROM webhook_events WHERE source = ? AND provider_event_id = ?",
+                (new.source, new.provider_event_id),
+            ).fetchone()
+            if found is not None:
+                event_id, received_at, status = found
+                if received_at >= keep_since or status in ("pending", "processing"):
+                    return event_id, False
+                db.execute("DELETE FROM webhook_events WHERE id = ?", (event_id,))
+            (event_id,) = db.execute(
+                "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
+                "status, attempts, next_attempt_at, order_key) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+                "RETURNING id",
+                (
+                    new.source,
+                    new.provider_event_id,
+                    new.event_type,
+                    new.headers_json,
+                    new.body,
+                    now,
+                    now,
+                    new.order_key,
+                ),
+            ).fetchone()
+            return int(event_id), True
+
+    def claim(self, *, owner: str, now: float, lease: float, limit: int, max_attempts: int) -> Claimed:
+        """Lease up to ``limit`` due events to ``owner`` until ``now + lease``, oldest first.
+
+        Due: pending and past ``next_attempt_at``, or processing with an expired lease (its worker died). With an
+        ordering key, only the oldest unfinished event of each key is due. An expired lease on an event that had
+        already started ``max_attempts`` runs marks it dead instead (a poison event that kills its worker).
+        """
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT id, attempts FROM webhook_events WHERE {_DUE} ORDER BY id LIMIT :limit",  # noqa: S608 constant
+                {"now": now, "limit": limit},
+            ).fetchall()
+            dead = [event_id for event_id, attempts in rows if attempts >= max_attempts]
+            for event_id in dead:
+                db.execute(
+                    "UPDATE webhook_events SET status = 'dead', lease_owner = NULL, lease_expires_at = NULL, "
+                    "last_error = ? WHERE id = ?",
+                    (f"the worker running attempt {max_attempts} stopped before finishing (lease expired)", event_id),
+                )
+            events = []
+            for event_id, attempts in rows:
+                if attempts >= max_attempts:
+                    continue
+                row = db.execute(
+                    _LEASE,
+                    (owner, now + lease, event_id),
+                ).fetchone()
+                events.append(_event(row))
+            return Claimed(events=events, dead=dead)
+
+    def complete(self, event_id: int, *, owner: str, now: float) -> bool:
+        """Mark a leased event processed; ``False`` when ``owner`` no longer holds its lease."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE webhook_events SET status = 'processed', processed_at = ?, lease_owner = NULL, "
+                "lease_expires_at = NULL, last_error = NULL WHERE id = ? AND lease_owner = ? AND status = 'processing'",
+                (now, event_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
+        """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""
+        status = "dead" if retry_at is None else "pending"
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE webhook_events SET status = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+                "lease_owner = NULL, lease_expires_at = NULL, last_error = ? "
+                "WHERE id = ? AND lease_owner = ? AND status = 'processing'",
+                (status, retry_at, error, event_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def replay(
+        self,
+        *,
+        now: float,
+        event_id: int | None = None,
+        source: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        statuses: tuple[str, ...] = ("processed", "dead"),
+    ) -> int:
+        """Put finished events matching every given filter back to pending with a fresh attempt count."""
+        clauses = [f"status IN ({', '.join('?' for _ in statuses)})"]
+        params: list[Any] = list(statuses)
+        for clause, value in (("id = ?", event_id), ("source = ?", source)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if since is not None:
+            clauses.append("received_at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("received_at < ?")
+            params.append(until)
+        with self._transaction() as db:
+            cursor = db.execute(
+                _REPLAY + " AND ".join(clauses),
+                [now, *params],
+            )
+            return cursor.rowcount
+
+    def get(self, event_id: int) -> InboxEvent | None:
+        """One event by the inbox's id."""
+        with self._lock:
+            row = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM webhook_events WHERE id = ?",  # noqa: S608 constant columns
+                (event_id,),
+            ).fetchone()
+        return None if row is None else _event(row)
+
+    def list(self, *, status: str | None, source: str | None, limit: int) -> list[InboxEvent]:
+        """Events, newest first, optionally of one status and source."""
+        clauses, params = ["1 = 1"], []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if source is not None:
+            clauses.append("source = ?")
+            params.append(source)
+        with self._lock:
+            rows = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM webhook_events WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                [*params, limit],
+            ).fetchall()
+        return [_event(row) for row in rows]
+
+    def purge(self, *, before: float) -> int:
+        """Delete finished events received before ``before``; pending and processing ones are always kept."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM webhook_events WHERE received_at < ? AND status IN ('processed', 'dead')", (before,)
+            )
+            return cursor.rowcount
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._connection.close()
