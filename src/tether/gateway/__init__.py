@@ -1,5 +1,6 @@
-"""The gateway: an ASGI app that will hold connections, webhooks and syncs. For now it answers health checks."""
+"""The gateway: an ASGI app answering health checks and receiving webhooks into the durable inbox."""
 
-from tether.gateway.app import GatewaySettings, create_app
+from tether.gateway.app import create_app
+from tether.gateway.config import GatewaySettings, WebhookSource, load_config
 
-__all__ = ["GatewaySettings", "create_app"]
+__all__ = ["GatewaySettings", "WebhookSource", "create_app", "load_config"]

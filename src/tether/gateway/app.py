@@ -3,16 +3,18 @@
 State lives in SQLite in the working folder by default (``tether.db``); the file is created and checked at
 start-up, so a gateway that cannot write its state fails at once rather than at the first webhook.
 ``GET /healthz`` answers ``200 {"status": "ok", ...}`` while the database answers, ``503`` otherwise.
+``POST /webhooks/{NAME}`` receives the webhooks of each configured source into the durable inbox (in the same
+SQLite file); any other NAME answers ``404``. The inbox worker runs handlers in a task owned by the lifespan.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,19 +22,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tether._version import __version__
+from tether.errors import ConfigurationError
+from tether.gateway.config import GatewaySettings
+from tether.webhooks import Inbox
+from tether.webhooks._inbox_asgi import InboxEndpoint, Receive, Scope, Send
 
 __all__ = ["GatewaySettings", "create_app"]
 
+logger = logging.getLogger("tether.gateway")
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GatewaySettings:
-    """Gateway settings: ``database`` is the SQLite file holding the gateway's state."""
-
-    database: Path = Path("tether.db")
+_SHUTDOWN_GRACE = 5.0
+"""Seconds a stopping worker may take to finish the handler it is running before it is cancelled."""
 
 
-def _check_database(path: Path) -> None:
-    connection = sqlite3.connect(path, timeout=5)
+def _check_database(settings: GatewaySettings) -> None:
+    connection = sqlite3.connect(settings.database, timeout=5)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("SELECT 1").fetchone()
@@ -40,20 +44,88 @@ def _check_database(path: Path) -> None:
         connection.close()
 
 
-def create_app(settings: GatewaySettings | None = None) -> Starlette:
-    """Build the gateway app for ``settings``."""
+class _WebhookRouter:
+    """ASGI app for ``/webhooks/{name}``: the configured source's inbox endpoint, or a JSON ``404``."""
+
+    __slots__ = ("endpoints",)
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, InboxEndpoint] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope.get("path_params", {}).get("name", "")
+        endpoint = self.endpoints.get(name)
+        if endpoint is not None:
+            await endpoint(scope, receive, send)
+            return
+        body = json.dumps({"status": "not_found", "reason": "no webhook source of that name"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 404, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _open_inbox(settings: GatewaySettings, router: _WebhookRouter) -> Inbox:
+    _check_database(settings)
+    inbox = Inbox(settings.database)
+    for source in settings.sources:
+        if not source.secrets:
+            inbox.close()
+            raise ConfigurationError(
+                f"webhook source {source.name!r} has no secret: resolve secret_env with "
+                "GatewaySettings.resolve_secrets() before creating the app"
+            )
+        router.endpoints[source.name] = inbox.asgi(source.name, source.scheme, secret=source.secrets, url=source.url)
+    return inbox
+
+
+def create_app(settings: GatewaySettings | None = None, *, inbox: Inbox | None = None) -> Starlette:
+    """Build the gateway app for ``settings``.
+
+    The inbox (``settings.database``) is opened at start-up and closed at shutdown; pass ``inbox`` to use one
+    you own instead (its handlers run in the app's worker; the app does not close it).
+    """
     settings = settings or GatewaySettings()
+    router = _WebhookRouter()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await asyncio.to_thread(_check_database, settings.database)
-        yield
+        if inbox is None:
+            opened = await asyncio.to_thread(_open_inbox, settings, router)
+        else:
+            await asyncio.to_thread(_check_database, settings)
+            opened = inbox
+            for source in settings.sources:
+                router.endpoints[source.name] = inbox.asgi(
+                    source.name, source.scheme, secret=source.secrets, url=source.url
+                )
+        stop = asyncio.Event()
+        worker = asyncio.create_task(opened.work(idle=settings.worker_idle, stop=stop), name="tether-webhook-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            done, _ = await asyncio.wait({worker}, timeout=settings.worker_idle + _SHUTDOWN_GRACE)
+            if not done:
+                logger.warning("The webhook worker did not stop in time; cancelling it")
+                worker.cancel()
+            try:
+                await worker
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                logger.exception("The webhook worker failed")
+            router.endpoints.clear()
+            if inbox is None:
+                opened.close()
 
     async def healthz(request: Request) -> JSONResponse:
         try:
-            await asyncio.to_thread(_check_database, settings.database)
+            await asyncio.to_thread(_check_database, settings)
         except sqlite3.Error as exc:
             return JSONResponse({"status": "unavailable", "database": "sqlite", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__, "database": "sqlite"})
 
-    return Starlette(routes=[Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+    return Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"]), Route("/webhooks/{name}", router)],
+        lifespan=lifespan,
+    )
