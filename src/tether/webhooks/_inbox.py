@@ -1,11 +1,11 @@
 """The durable inbox: verify, persist, then answer; run handlers later, with retries, dead letters and replay.
 
-Receiving (:meth:`Inbox.receive`) is synchronous and short: size checks, :func:`verify`, one SQLite transaction
-committed with full fsync, then a :class:`Receipt` whose status is 2xx only once the event is on disk. Handlers
-run in :meth:`Inbox.run_pending` (one pass) or :meth:`Inbox.work` (a loop the caller owns), never in the request.
-Delivery to handlers is at least once: a handler that fails, or whose worker dies, runs again, so handlers
-must be idempotent. Deduplication on ``(source, provider event id)`` keeps a provider's retries from being
-processed twice.
+Receiving (:meth:`Inbox.receive`) is synchronous and short: size checks, :func:`verify`, one database
+transaction committed durably (SQLite: full fsync), then a :class:`Receipt` whose status is 2xx only once the
+event is on disk. Handlers run in :meth:`Inbox.run_pending` (one pass) or :meth:`Inbox.work` (a loop the caller
+owns), never in the request. Delivery to handlers is at least once: a handler that fails, or whose worker dies,
+runs again, so handlers must be idempotent. Deduplication on ``(source, provider event id)`` keeps a provider's
+retries from being processed twice.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from tether.webhooks._handlers import Handler, HandlerRegistry, OrderBy
 from tether.webhooks._headers import HeadersInput
 from tether.webhooks._inbox_asgi import InboxEndpoint
 from tether.webhooks._inbox_event import EventStatus, InboxEvent
-from tether.webhooks._inbox_store import NewEvent, SQLiteInboxStore
+from tether.webhooks._inbox_postgres import PostgresInboxStore, is_postgres_url
+from tether.webhooks._inbox_storage import InboxStore, NewEvent
+from tether.webhooks._inbox_store import SQLiteInboxStore
 from tether.webhooks._receipt import Outcome, Receipt
 from tether.webhooks._scheme import Scheme
 from tether.webhooks._stored_headers import dump_headers, header_pairs, header_size
@@ -53,15 +55,19 @@ def _describe(exc: BaseException) -> str:
 
 
 class Inbox:
-    """A durable, deduplicating webhook inbox in one SQLite database (WAL mode).
+    """A durable, deduplicating webhook inbox in one SQLite database (WAL mode) or in PostgreSQL.
 
-    ``path_or_url`` is a file path or ``sqlite:///PATH``. ``clock`` (default: the system clock) dates events,
-    leases and retries; ``random`` (a :class:`random.Random`) draws the backoff jitter. Deliveries over
+    ``path_or_url`` is a file path or ``sqlite:///PATH``, or ``postgresql://user@host/db`` (needs the
+    ``postgres`` extra; add ``?options=-csearch_path%3DNAME`` for a schema other than ``public``), where any
+    number of workers in any number of processes claim events with ``FOR UPDATE SKIP LOCKED``. ``clock``
+    (default: the system clock) dates events, leases and retries; ``random`` (a :class:`random.Random`) draws
+    the backoff jitter. Deliveries over
     ``max_body`` bytes answer 413 and over ``max_headers`` characters of headers 431. A provider event id is
     deduplicated for ``retention`` seconds (default 30 days; Stripe retries for 3). A handler run holds its event
     for ``lease`` seconds: if the worker dies, another claims the event after that; a handler that may run longer
     needs a longer lease. After ``max_attempts`` failed runs an event is ``dead`` until replayed; between runs it
-    waits ``backoff`` (full jitter).
+    waits ``backoff`` (full jitter). ``busy_timeout`` is how long a SQLite write waits for another writer, or
+    the PostgreSQL connect timeout.
     """
 
     def __init__(
@@ -96,7 +102,11 @@ class Inbox:
         self._handlers = HandlerRegistry()
         self._rejections: Counter[str] = Counter()
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._store = SQLiteInboxStore(path_or_url, busy_timeout=busy_timeout, now=self._clock.time())
+        self._store: InboxStore
+        if is_postgres_url(path_or_url):
+            self._store = PostgresInboxStore(str(path_or_url), connect_timeout=busy_timeout, now=self._clock.time())
+        else:
+            self._store = SQLiteInboxStore(path_or_url, busy_timeout=busy_timeout, now=self._clock.time())
 
     # -- receiving -------------------------------------------------------------------------------------------
 
@@ -160,7 +170,7 @@ class Inbox:
         )
         try:
             event_id, created = self._store.insert(new, now=now, keep_since=now - self._retention)
-        except Exception as exc:  # sqlite3.Error, or a closed connection's ProgrammingError
+        except Exception as exc:  # sqlite3.Error / psycopg.Error, or a closed connection's error
             logger.warning("Could not store a %s webhook; answering 503 so it is retried: %s", source, exc)
             return Receipt(outcome=Outcome.STORAGE_FAILED, provider_event_id=provider_id, reason="storage failed")
         return Receipt(

@@ -58,7 +58,8 @@ def _sqlite_path(path_or_url: str | Path) -> str:
     if "://" in path_or_url:
         scheme = path_or_url.split("://", 1)[0]
         raise ConfigurationError(
-            f"The webhook inbox stores in SQLite (a path or sqlite:///PATH); {scheme!r} URLs are not supported yet"
+            f"The webhook inbox stores in SQLite (a path or sqlite:///PATH) or PostgreSQL (postgresql://...); "
+            f"{scheme!r} URLs are not supported"
         )
     return path_or_url
 

@@ -1,5 +1,7 @@
 """The inbox's SQLite repository: every read and write of ``webhook_events``, each write one transaction.
 
+It implements :class:`tether.webhooks._inbox_storage.InboxStore`; ``_inbox_postgres`` is its PostgreSQL twin.
+
 The store takes times as arguments and never reads a clock; :class:`tether.webhooks.Inbox` passes its clock's
 wall time (wall, not monotonic: leases and retry times must mean the same thing to another process and after a
 restart). ``sqlite3.Error`` propagates; the inbox turns it into a 5xx receipt or re-raises it to its caller.
@@ -9,22 +11,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether.webhooks._inbox_event import EventStatus, InboxEvent
+from tether.webhooks._inbox_event import InboxEvent
 from tether.webhooks._inbox_schema import open_sqlite
-from tether.webhooks._stored_headers import load_headers
+from tether.webhooks._inbox_storage import COLUMNS as _COLUMNS
+from tether.webhooks._inbox_storage import Claimed, NewEvent
+from tether.webhooks._inbox_storage import event_from_row as _event
 
 __all__ = ["Claimed", "NewEvent", "SQLiteInboxStore"]
-
-_COLUMNS = (
-    "id, source, provider_event_id, event_type, status, attempts, received_at, next_attempt_at, body, headers, "
-    "last_error, processed_at, order_key"
-)
 
 _DUE = """
     ((status = 'pending' AND next_attempt_at <= :now) OR (status = 'processing' AND lease_expires_at <= :now))
@@ -42,44 +40,6 @@ _REPLAY = (
     "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, processed_at = NULL, "
     "lease_owner = NULL, lease_expires_at = NULL WHERE "
 )
-
-
-def _event(row: Sequence[Any]) -> InboxEvent:
-    return InboxEvent(
-        id=row[0],
-        source=row[1],
-        provider_event_id=row[2],
-        type=row[3],
-        status=EventStatus(row[4]),
-        attempts=row[5],
-        received_at=row[6],
-        next_attempt_at=row[7],
-        raw=bytes(row[8]),
-        headers=load_headers(row[9]),
-        last_error=row[10],
-        processed_at=row[11],
-        order_key=row[12],
-    )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewEvent:
-    """A verified delivery to store."""
-
-    source: str
-    provider_event_id: str
-    event_type: str | None
-    headers_json: str
-    body: bytes
-    order_key: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claimed:
-    """What one claim returned: events now leased to the caller, and events found dead (lease lost too often)."""
-
-    events: list[InboxEvent]
-    dead: list[int]
 
 
 class SQLiteInboxStore:

@@ -1,0 +1,292 @@
+"""The inbox's PostgreSQL repository: the SQLite store's twin, for several workers on several hosts.
+
+Same schema (the numbered steps of ``_inbox_schema.MIGRATIONS``, with the id and blob spellings translated), same
+``tether_migrations`` table, same semantics; :class:`tether.webhooks._inbox_storage.InboxStore` is the contract.
+What differs is claiming: ``SELECT ... FOR UPDATE SKIP LOCKED`` lets every worker lease a disjoint batch without
+waiting on another's, and the lease ``UPDATE`` commits in the same transaction, so no event is claimed twice.
+Migrating takes a transaction-scoped advisory lock, so two processes opening a fresh database migrate in turn.
+
+One connection (autocommit; every operation is one explicit transaction), shared between threads under a lock and
+reopened once it is broken. ``psycopg.Error`` propagates; the inbox turns it into a 5xx receipt or re-raises it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from tether.errors import ConfigurationError
+from tether.webhooks._inbox_event import InboxEvent
+from tether.webhooks._inbox_schema import MIGRATIONS, SCHEMA_VERSION
+from tether.webhooks._inbox_storage import COLUMNS, Claimed, NewEvent, event_from_row
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PostgresInboxStore", "is_postgres_url"]
+
+_MIGRATION_LOCK = 0x7E7E_1B0C  # pg_advisory_xact_lock key: "tether inbox migrations"
+
+_SPELLINGS = (
+    ("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ("BLOB", "BYTEA"),
+)
+
+_DUE = """
+    ((status = 'pending' AND next_attempt_at <= %(now)s) OR (status = 'processing' AND lease_expires_at <= %(now)s))
+    AND (order_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM webhook_events AS earlier
+        WHERE earlier.source = webhook_events.source AND earlier.order_key = webhook_events.order_key
+          AND earlier.id < webhook_events.id AND earlier.status IN ('pending', 'processing')))
+"""
+_CLAIM = (
+    f"SELECT id, attempts FROM webhook_events WHERE {_DUE} "  # noqa: S608 constant
+    "ORDER BY id LIMIT %(limit)s FOR UPDATE OF webhook_events SKIP LOCKED"
+)
+_LEASE = (
+    "UPDATE webhook_events SET status = 'processing', attempts = attempts + 1, lease_owner = %s, "  # noqa: S608
+    "lease_expires_at = %s WHERE id = %s RETURNING " + COLUMNS
+)
+_REPLAY = (
+    "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = %s, processed_at = NULL, "
+    "lease_owner = NULL, lease_expires_at = NULL WHERE "
+)
+
+
+def is_postgres_url(path_or_url: object) -> bool:
+    """Whether the inbox location names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return isinstance(path_or_url, str) and path_or_url.startswith(("postgresql://", "postgres://"))
+
+
+def postgres_statement(statement: str) -> str:
+    """A migration statement written for SQLite, in PostgreSQL's spelling."""
+    for sqlite, postgres in _SPELLINGS:
+        statement = statement.replace(sqlite, postgres)
+    return statement
+
+
+def _migrate(connection: psycopg.Connection[Any], now: float) -> None:
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS tether_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        row = connection.execute("SELECT COALESCE(MAX(version), 0) FROM tether_migrations").fetchone()
+        current = int(row[0]) if row is not None else 0
+        if current > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"The inbox database is at schema version {current}, newer than this tether ({SCHEMA_VERSION}); "
+                "upgrade tether"
+            )
+        for version, name, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            for statement in statements:
+                connection.execute(postgres_statement(statement))
+            connection.execute(
+                "INSERT INTO tether_migrations (version, name, applied_at) VALUES (%s, %s, %s)", (version, name, now)
+            )
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigurationError(
+            "The webhook inbox on PostgreSQL needs psycopg: pip install 'tether[postgres]'"
+        ) from exc
+    return psycopg
+
+
+def _connect(url: str, connect_timeout: float) -> psycopg.Connection[Any]:
+    driver = _psycopg()
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if connect_timeout > 0:
+        kwargs["connect_timeout"] = max(1, round(connect_timeout))
+    return driver.connect(url, **kwargs)  # type: ignore[no-any-return]  # the driver is imported lazily
+
+
+class PostgresInboxStore:
+    """``webhook_events`` in a PostgreSQL database (the URL's ``options=-csearch_path=...`` selects a schema)."""
+
+    __slots__ = ("_connect_timeout", "_connection", "_lock", "_url")
+
+    def __init__(self, url: str, *, connect_timeout: float, now: float) -> None:
+        psycopg = _psycopg()
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        try:
+            self._connection = _connect(url, connect_timeout)
+        except psycopg.Error as exc:
+            raise ConfigurationError(f"Cannot open the webhook inbox database: {exc}") from exc
+        try:
+            _migrate(self._connection, now)
+        except psycopg.Error as exc:
+            self._connection.close()
+            raise ConfigurationError(f"Cannot prepare the webhook inbox database: {exc}") from exc
+        except BaseException:
+            self._connection.close()
+            raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            if self._connection.broken:  # the server restarted or the network dropped: one fresh connection
+                self._connection.close()
+                self._connection = _connect(self._url, self._connect_timeout)
+            with self._connection.transaction():
+                yield self._connection
+
+    def insert(self, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
+        """Store ``new`` unless ``(source, provider_event_id)`` was received at or after ``keep_since``.
+
+        The retention rule is the SQLite store's. A concurrent first delivery of the same id (another worker's
+        transaction) is caught by the unique constraint (``ON CONFLICT DO NOTHING``) and answered as a duplicate.
+        """
+        with self._transaction() as db:
+            found = db.execute(
+                "SELECT id, received_at, status FROM webhook_events WHERE source = %s AND provider_event_id = %s "
+                "FOR UPDATE",
+                (new.source, new.provider_event_id),
+            ).fetchone()
+            if found is not None:
+                event_id, received_at, status = found
+                if received_at >= keep_since or status in ("pending", "processing"):
+                    return int(event_id), False
+                db.execute("DELETE FROM webhook_events WHERE id = %s", (event_id,))
+            inserted = db.execute(
+                "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
+                "status, attempts, next_attempt_at, order_key) VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s) "
+                "ON CONFLICT (source, provider_event_id) DO NOTHING RETURNING id",
+                (
+                    new.source,
+                    new.provider_event_id,
+                    new.event_type,
+                    new.headers_json,
+                    new.body,
+                    now,
+                    now,
+                    new.order_key,
+                ),
+            ).fetchone()
+            if inserted is not None:
+                return int(inserted[0]), True
+            winner = db.execute(
+                "SELECT id FROM webhook_events WHERE source = %s AND provider_event_id = %s",
+                (new.source, new.provider_event_id),
+            ).fetchone()
+            if winner is None:  # pragma: no cover - the conflicting row was deleted in between; let the caller retry
+                raise RuntimeError("a concurrent delivery of the same event id vanished; retry")
+            return int(winner[0]), False
+
+    def claim(self, *, owner: str, now: float, lease: float, limit: int, max_attempts: int) -> Claimed:
+        """Lease up to ``limit`` due events to ``owner``, skipping rows another worker is claiming right now.
+
+        Due and dead-on-expiry are as in the SQLite store; ``FOR UPDATE SKIP LOCKED`` makes concurrent claims
+        disjoint, and a row another worker leased and committed meanwhile is re-checked and no longer due.
+        """
+        with self._transaction() as db:
+            rows = db.execute(_CLAIM, {"now": now, "limit": limit}).fetchall()
+            dead = [int(event_id) for event_id, attempts in rows if attempts >= max_attempts]
+            for event_id in dead:
+                db.execute(
+                    "UPDATE webhook_events SET status = 'dead', lease_owner = NULL, lease_expires_at = NULL, "
+                    "last_error = %s WHERE id = %s",
+                    (f"the worker running attempt {max_attempts} stopped before finishing (lease expired)", event_id),
+                )
+            events = []
+            for event_id, attempts in rows:
+                if attempts >= max_attempts:
+                    continue
+                row = db.execute(_LEASE, (owner, now + lease, event_id)).fetchone()
+                if row is not None:
+                    events.append(event_from_row(row))
+            return Claimed(events=events, dead=dead)
+
+    def complete(self, event_id: int, *, owner: str, now: float) -> bool:
+        """Mark a leased event processed; ``False`` when ``owner`` no longer holds its lease."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE webhook_events SET status = 'processed', processed_at = %s, lease_owner = NULL, "
+                "lease_expires_at = NULL, last_error = NULL "
+                "WHERE id = %s AND lease_owner = %s AND status = 'processing'",
+                (now, event_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
+        """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""
+        status = "dead" if retry_at is None else "pending"
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE webhook_events SET status = %s, "
+                "next_attempt_at = COALESCE(%s::DOUBLE PRECISION, next_attempt_at), "
+                "lease_owner = NULL, lease_expires_at = NULL, last_error = %s "
+                "WHERE id = %s AND lease_owner = %s AND status = 'processing'",
+                (status, retry_at, error, event_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def replay(
+        self,
+        *,
+        now: float,
+        event_id: int | None = None,
+        source: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        statuses: tuple[str, ...] = ("processed", "dead"),
+    ) -> int:
+        """Put finished events matching every given filter back to pending with a fresh attempt count."""
+        clauses = ["status = ANY(%s)"]
+        params: list[Any] = [list(statuses)]
+        for clause, value in (("id = %s", event_id), ("source = %s", source)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if since is not None:
+            clauses.append("received_at >= %s")
+            params.append(since)
+        if until is not None:
+            clauses.append("received_at < %s")
+            params.append(until)
+        with self._transaction() as db:
+            cursor = db.execute(_REPLAY + " AND ".join(clauses), [now, *params])
+            return int(cursor.rowcount)
+
+    def get(self, event_id: int) -> InboxEvent | None:
+        """One event by the inbox's id."""
+        with self._transaction() as db:
+            row = db.execute(f"SELECT {COLUMNS} FROM webhook_events WHERE id = %s", (event_id,)).fetchone()  # noqa: S608
+        return None if row is None else event_from_row(row)
+
+    def list(self, *, status: str | None, source: str | None, limit: int) -> list[InboxEvent]:
+        """Events, newest first, optionally of one status and source."""
+        clauses, params = ["1 = 1"], []
+        if status is not None:
+            clauses.append("status = %s")
+            params.append(status)
+        if source is not None:
+            clauses.append("source = %s")
+            params.append(source)
+        query = f"SELECT {COLUMNS} FROM webhook_events WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s"  # noqa: S608
+        with self._transaction() as db:
+            rows = db.execute(query, [*params, limit]).fetchall()
+        return [event_from_row(row) for row in rows]
+
+    def purge(self, *, before: float) -> int:
+        """Delete finished events received before ``before``; pending and processing ones are always kept."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM webhook_events WHERE received_at < %s AND status IN ('processed', 'dead')", (before,)
+            )
+            return int(cursor.rowcount)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._connection.close()
