@@ -2,6 +2,7 @@
 
 The async client is driven on a private event loop, so every scenario is written once and runs against the
 async (aiohttp), the async-httpx and the sync (httpx) client alike. Each directory brings its own ``upstream``.
+Also: the Hypothesis profile every test uses.
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 import tether
+
+# Hypothesis's per-example wall-clock deadline (200 ms) fails healthy examples whenever this small shared machine
+# is busy; the properties are what the tests check, so no example is timed.
+settings.register_profile("tether", deadline=None)
+settings.load_profile("tether")
 
 
 class AsyncFacade:

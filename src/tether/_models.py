@@ -10,7 +10,7 @@ wraps its response headers without copying them.
 from __future__ import annotations
 
 import json as _json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, TypeVar, overload
 
@@ -74,6 +74,11 @@ class Headers(Mapping[str, str]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._data
+
+    @property
+    def names(self) -> Container[str]:
+        """The header names as a case-insensitive container: several membership tests cost one Python call."""
+        return self._data
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(self._data.keys()))
@@ -168,6 +173,9 @@ class UndecodedHeaders(Headers):
         return repr(self._settle())
 
 
+_new = object.__new__
+
+
 class Request:
     """An outgoing HTTP request: ``method``, absolute ``url``, ``headers`` and the encoded ``content``."""
 
@@ -178,6 +186,13 @@ class Request:
         self.url = url
         self.headers = headers if headers is not None else Headers()
         self.content = content
+
+    @classmethod
+    def _of(cls, method: str, url: str, headers: Headers, content: bytes | None) -> Request:
+        """The same as the constructor, at half its cost (no keyword parsing, no ``__init__``): the call path."""
+        request = _new(cls)
+        request.method, request.url, request.headers, request.content = method, url, headers, content
+        return request
 
     def with_headers(self, headers: HeadersLike) -> Request:
         """A copy with ``headers`` set (each replaces any existing header of the same name)."""
@@ -212,6 +227,14 @@ class Response:
         self.content = content
         self.request = request
         self._reason = reason_phrase
+
+    @classmethod
+    def _of(cls, status_code: int, headers: Headers, content: bytes, request: Request, reason: str | None) -> Response:
+        """The same as the constructor, at half its cost (no keyword parsing, no ``__init__``): for transports."""
+        response = _new(cls)
+        response.status_code, response.headers, response.content = status_code, headers, content
+        response.request, response._reason = request, reason
+        return response
 
     @property
     def reason_phrase(self) -> str:

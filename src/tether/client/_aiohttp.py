@@ -148,13 +148,7 @@ class AiohttpTransport:
                     content = await _read_capped(raw, self._max_body, request)
                 if raw.status < 100:
                     raise _error(ReadError, f"invalid status code {raw.status} in the response", request)
-                return Response(
-                    raw.status,
-                    headers=UndecodedHeaders._wrap(raw.headers),
-                    content=content,
-                    request=request,
-                    reason_phrase=raw.reason,
-                )
+                return Response._of(raw.status, UndecodedHeaders._wrap(raw.headers), content, request, raw.reason)
         except asyncio.CancelledError:
             # ours (the attempt's time is up) unless someone else also asked to cancel the task
             if task is None or not Watchdog.disarm(alarm, task) or task.cancelling() > cancelling:

@@ -218,9 +218,9 @@ class _ClientBase:
         if headers:
             merged = merged.merged(headers)
         idempotency = (policy or self.policy).idempotency
-        if idempotency is not None and idempotency.needs_key(method, merged):
+        if idempotency is not None and method in idempotency.methods and idempotency.needs_key(method, merged):
             merged = merged.merged(((idempotency.header, idempotency.new_key()),))
-        return Request(method, self._url(url, params), headers=merged, content=body)
+        return Request._of(method, self._url(url, params), merged, body)
 
 
 class AsyncClient(_ClientBase):

@@ -360,7 +360,10 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
     hops = 0
     error: TetherError | None
     previous: TetherError | None = None  # the last failed attempt's error, for a circuit that opens mid-call
-    circuit, limiter = env.guards(policy, method, request.url)
+    if policy.breaker is None and not policy.rate_limits and not env.pacing:  # the common case, without a call
+        circuit, limiter = None, None
+    else:
+        circuit, limiter = env.guards(policy, method, request.url)
     compartment = None if policy.bulkhead is None else env.compartment_for(policy, method, request.url)
     permit: Admitted | Refused | None = None
     now = stats.started if stats.attempts == 0 else clock.monotonic()
@@ -461,7 +464,7 @@ def _attempts(  # noqa: PLR0912, PLR0915 - one loop, every branch a documented o
                     _announce(env, circuit.key, changed_to, request, url, stats.attempts)
         if type(outcome) is Response:
             status = outcome.status_code
-            if policy.learn_rate_limits and announces_quota(outcome.headers, status):
+            if policy.learn_rate_limits and announces_quota(outcome.headers.names, status):
                 quota = read_quota(status, outcome.headers.get, clock.time)
                 if quota is not None:
                     if limiter is None:

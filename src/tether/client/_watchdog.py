@@ -37,9 +37,16 @@ def tick(timeout: float) -> float:
     return 0.01 if timeout >= 1.0 else 0.001
 
 
+_ticks: dict[float, float] = {}  # tick() by timeout: attempts mostly share the policy's attempt timeout
+
+
 def expiry(now: float, timeout: float) -> float:
     """When an attempt started at ``now`` with ``timeout`` is cut: :data:`GRACE` after, rounded up to a tick."""
-    step = tick(timeout)
+    step = _ticks.get(timeout)
+    if step is None:
+        if len(_ticks) > 64:  # shrinking near-deadline timeouts are one-offs
+            _ticks.clear()
+        step = _ticks[timeout] = tick(timeout)
     return math.ceil((now + timeout + GRACE) / step) * step
 
 
