@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,39 +63,36 @@ class SQLiteInboxStore:
                 raise
             self._connection.execute("COMMIT")
 
-    def insert(self, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
-        """Store ``new`` unless ``(source, provider_event_id)`` was received at or after ``keep_since``.
+    def insert_many(self, news: Sequence[NewEvent], *, now: float, keep_since: float) -> list[tuple[int, bool]]:
+        """Store each of ``news`` unless ``(source, provider_event_id)`` was received at or after ``keep_since``.
 
-        Returns ``(id, created)``: the new row's id, or the first delivery's id for a duplicate. A row older than
-        the window that is finished (processed or dead) is replaced: the provider has long stopped retrying, so
-        the same id now names a new event. A row still pending or processing always counts as a duplicate.
+        One transaction for all (one fsync'd commit): every row is committed, or none is and the error propagates.
+        Returns ``(id, created)`` per item, in order: the new row's id, or the first delivery's id for a duplicate,
+        including a duplicate of an earlier item of the same batch. A row older than the window that is finished
+        (processed or dead) is replaced: the provider has long stopped retrying, so the same id now names a new
+        event. A row still pending or processing always counts as a duplicate.
         """
         with self._transaction() as db:
-            found = db.execute(
-                "SELECT id, received_at, status FROM webhook_events WHERE source = ? AND provider_event_id = ?",
-                (new.source, new.provider_event_id),
-            ).fetchone()
-            if found is not None:
-                event_id, received_at, status = found
-                if received_at >= keep_since or status in ("pending", "processing"):
-                    return event_id, False
-                db.execute("DELETE FROM webhook_events WHERE id = ?", (event_id,))
-            (event_id,) = db.execute(
-                "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
-                "status, attempts, next_attempt_at, order_key) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
-                "RETURNING id",
-                (
-                    new.source,
-                    new.provider_event_id,
-                    new.event_type,
-                    new.headers_json,
-                    new.body,
-                    now,
-                    now,
-                    new.order_key,
-                ),
-            ).fetchone()
-            return int(event_id), True
+            return [self._insert(db, new, now=now, keep_since=keep_since) for new in news]
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
+        found = db.execute(
+            "SELECT id, received_at, status FROM webhook_events WHERE source = ? AND provider_event_id = ?",
+            (new.source, new.provider_event_id),
+        ).fetchone()
+        if found is not None:
+            event_id, received_at, status = found
+            if received_at >= keep_since or status in ("pending", "processing"):
+                return int(event_id), False
+            db.execute("DELETE FROM webhook_events WHERE id = ?", (event_id,))
+        (event_id,) = db.execute(
+            "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
+            "status, attempts, next_attempt_at, order_key) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+            "RETURNING id",
+            (new.source, new.provider_event_id, new.event_type, new.headers_json, new.body, now, now, new.order_key),
+        ).fetchone()
+        return int(event_id), True
 
     def claim(self, *, owner: str, now: float, lease: float, limit: int, max_attempts: int) -> Claimed:
         """Lease up to ``limit`` due events to ``owner`` until ``now + lease``, oldest first.
@@ -127,15 +124,20 @@ class SQLiteInboxStore:
                 events.append(_event(row))
             return Claimed(events=events, dead=dead)
 
-    def complete(self, event_id: int, *, owner: str, now: float) -> bool:
-        """Mark a leased event processed; ``False`` when ``owner`` no longer holds its lease."""
+    def complete_many(self, event_ids: Sequence[int], *, owner: str, now: float) -> list[int]:
+        """Mark leased events processed in one transaction; return the ids ``owner`` no longer held a lease on."""
+        lost = []
         with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE webhook_events SET status = 'processed', processed_at = ?, lease_owner = NULL, "
-                "lease_expires_at = NULL, last_error = NULL WHERE id = ? AND lease_owner = ? AND status = 'processing'",
-                (now, event_id, owner),
-            )
-            return cursor.rowcount == 1
+            for event_id in event_ids:
+                cursor = db.execute(
+                    "UPDATE webhook_events SET status = 'processed', processed_at = ?, lease_owner = NULL, "
+                    "lease_expires_at = NULL, last_error = NULL "
+                    "WHERE id = ? AND lease_owner = ? AND status = 'processing'",
+                    (now, event_id, owner),
+                )
+                if cursor.rowcount != 1:
+                    lost.append(event_id)
+        return lost
 
     def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
         """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""
