@@ -220,3 +220,45 @@ def test_a_closed_inbox_answers_503_from_async_code(tmp_path: Path) -> None:
     inbox.close()
     (receipt,) = asyncio.run(deliver_all(inbox, clock, [stripe_body("evt_closed")]))
     assert receipt.status == 503
+
+
+class StoppingClock(FakeClock):
+    """The fake clock (it records sleeps) that sets ``stop`` after ``sleeps_before_stop`` sleeps."""
+
+    def __init__(self, stop: asyncio.Event, sleeps_before_stop: int) -> None:
+        super().__init__()
+        self.stop = stop
+        self.sleeps_before_stop = sleeps_before_stop
+
+    async def asleep(self, seconds: float) -> None:
+        await super().asleep(seconds)
+        if len(self.sleeps) >= self.sleeps_before_stop:
+            self.stop.set()
+
+
+@pytest.mark.parametrize("limit", [100, 2])
+def test_a_busy_worker_waits_gather_after_a_partial_batch_and_idle_when_empty(
+    open_inbox: OpenInbox, limit: int
+) -> None:
+    """A full batch claims again at once, a partial one waits ``gather``, an empty pass waits ``idle``.
+
+    With ``limit`` 2 the three events take a full pass (no wait) and a partial one; with 100, one partial pass.
+    """
+
+    async def scenario() -> tuple[list[str], list[float]]:
+        stop = asyncio.Event()
+        clock = StoppingClock(stop, sleeps_before_stop=2)
+        inbox = open_inbox(clock=clock)
+        handled: list[str] = []
+
+        @inbox.on("stripe")
+        def handle(event: object) -> None:
+            handled.append(getattr(event, "provider_event_id", ""))
+
+        await deliver_all(inbox, clock, [stripe_body(f"evt_{index}") for index in range(3)])
+        await inbox.work(idle=2.0, limit=limit, gather=0.05, stop=stop)
+        return handled, clock.sleeps
+
+    handled, sleeps = asyncio.run(scenario())
+    assert sorted(handled) == ["evt_0", "evt_1", "evt_2"]
+    assert sleeps == [0.05, 2.0]

@@ -33,9 +33,10 @@ _DUE = """
 """
 
 _LEASE = (
-    "UPDATE webhook_events SET status = 'processing', attempts = attempts + 1, lease_owner = ?, "  # noqa: S608
-    "lease_expires_at = ? WHERE id = ? RETURNING " + _COLUMNS
+    "UPDATE webhook_events SET status = 'processing', attempts = attempts + 1, lease_owner = ?, lease_expires_at = ? "
 )
+_IDS_PER_STATEMENT = 500
+"""Ids bound in one ``IN (...)`` list, well under SQLite's oldest limit of 999 parameters."""
 _REPLAY = (
     "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, processed_at = NULL, "
     "lease_owner = NULL, lease_expires_at = NULL WHERE "
@@ -113,31 +114,34 @@ class SQLiteInboxStore:
                     "last_error = ? WHERE id = ?",
                     (f"the worker running attempt {max_attempts} stopped before finishing (lease expired)", event_id),
                 )
-            events = []
-            for event_id, attempts in rows:
-                if attempts >= max_attempts:
-                    continue
-                row = db.execute(
-                    _LEASE,
-                    (owner, now + lease, event_id),
-                ).fetchone()
-                events.append(_event(row))
+            leased = [event_id for event_id, attempts in rows if attempts < max_attempts]
+            events: list[InboxEvent] = []
+            for start in range(0, len(leased), _IDS_PER_STATEMENT):  # one statement per chunk, not one per event
+                chunk = leased[start : start + _IDS_PER_STATEMENT]
+                events += map(
+                    _event,
+                    db.execute(
+                        _LEASE + f"WHERE id IN ({', '.join('?' * len(chunk))}) RETURNING {_COLUMNS}",
+                        (owner, now + lease, *chunk),
+                    ).fetchall(),
+                )
+            events.sort(key=lambda event: event.id)
             return Claimed(events=events, dead=dead)
 
     def complete_many(self, event_ids: Sequence[int], *, owner: str, now: float) -> list[int]:
         """Mark leased events processed in one transaction; return the ids ``owner`` no longer held a lease on."""
-        lost = []
+        done: set[int] = set()
         with self._transaction() as db:
-            for event_id in event_ids:
-                cursor = db.execute(
-                    "UPDATE webhook_events SET status = 'processed', processed_at = ?, lease_owner = NULL, "
-                    "lease_expires_at = NULL, last_error = NULL "
-                    "WHERE id = ? AND lease_owner = ? AND status = 'processing'",
-                    (now, event_id, owner),
-                )
-                if cursor.rowcount != 1:
-                    lost.append(event_id)
-        return lost
+            for start in range(0, len(event_ids), _IDS_PER_STATEMENT):
+                chunk = list(event_ids[start : start + _IDS_PER_STATEMENT])
+                rows = db.execute(
+                    "UPDATE webhook_events SET status = 'processed', processed_at = ?, lease_owner = NULL, "  # noqa: S608
+                    "lease_expires_at = NULL, last_error = NULL WHERE lease_owner = ? AND status = 'processing' "
+                    f"AND id IN ({', '.join('?' * len(chunk))}) RETURNING id",
+                    (now, owner, *chunk),
+                ).fetchall()
+                done.update(event_id for (event_id,) in rows)
+        return [event_id for event_id in event_ids if event_id not in done]
 
     def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
         """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""
