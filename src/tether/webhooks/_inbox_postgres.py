@@ -13,7 +13,7 @@ reopened once it is broken. ``psycopg.Error`` propagates; the inbox turns it int
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -141,47 +141,48 @@ class PostgresInboxStore:
             with self._connection.transaction():
                 yield self._connection
 
-    def insert(self, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
-        """Store ``new`` unless ``(source, provider_event_id)`` was received at or after ``keep_since``.
+    def insert_many(self, news: Sequence[NewEvent], *, now: float, keep_since: float) -> list[tuple[int, bool]]:
+        """Store each of ``news`` unless deduplicated, all in one transaction; ``(id, created)`` per item, in order.
 
         The retention rule is the SQLite store's. A concurrent first delivery of the same id (another worker's
         transaction) is caught by the unique constraint (``ON CONFLICT DO NOTHING``) and answered as a duplicate.
+        Rows are written in ``(source, provider_event_id)`` order, so two processes' batches that share ids take
+        their row locks in the same order and cannot deadlock on each other.
         """
+        order = sorted(range(len(news)), key=lambda index: (news[index].source, news[index].provider_event_id))
+        results: list[tuple[int, bool]] = [(0, False)] * len(news)
         with self._transaction() as db:
-            found = db.execute(
-                "SELECT id, received_at, status FROM webhook_events WHERE source = %s AND provider_event_id = %s "
-                "FOR UPDATE",
-                (new.source, new.provider_event_id),
-            ).fetchone()
-            if found is not None:
-                event_id, received_at, status = found
-                if received_at >= keep_since or status in ("pending", "processing"):
-                    return int(event_id), False
-                db.execute("DELETE FROM webhook_events WHERE id = %s", (event_id,))
-            inserted = db.execute(
-                "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
-                "status, attempts, next_attempt_at, order_key) VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s) "
-                "ON CONFLICT (source, provider_event_id) DO NOTHING RETURNING id",
-                (
-                    new.source,
-                    new.provider_event_id,
-                    new.event_type,
-                    new.headers_json,
-                    new.body,
-                    now,
-                    now,
-                    new.order_key,
-                ),
-            ).fetchone()
-            if inserted is not None:
-                return int(inserted[0]), True
-            winner = db.execute(
-                "SELECT id FROM webhook_events WHERE source = %s AND provider_event_id = %s",
-                (new.source, new.provider_event_id),
-            ).fetchone()
-            if winner is None:  # pragma: no cover - the conflicting row was deleted in between; let the caller retry
-                raise RuntimeError("a concurrent delivery of the same event id vanished; retry")
-            return int(winner[0]), False
+            for index in order:
+                results[index] = self._insert(db, news[index], now=now, keep_since=keep_since)
+        return results
+
+    @staticmethod
+    def _insert(db: psycopg.Connection[Any], new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
+        found = db.execute(
+            "SELECT id, received_at, status FROM webhook_events WHERE source = %s AND provider_event_id = %s "
+            "FOR UPDATE",
+            (new.source, new.provider_event_id),
+        ).fetchone()
+        if found is not None:
+            event_id, received_at, status = found
+            if received_at >= keep_since or status in ("pending", "processing"):
+                return int(event_id), False
+            db.execute("DELETE FROM webhook_events WHERE id = %s", (event_id,))
+        inserted = db.execute(
+            "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
+            "status, attempts, next_attempt_at, order_key) VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s) "
+            "ON CONFLICT (source, provider_event_id) DO NOTHING RETURNING id",
+            (new.source, new.provider_event_id, new.event_type, new.headers_json, new.body, now, now, new.order_key),
+        ).fetchone()
+        if inserted is not None:
+            return int(inserted[0]), True
+        winner = db.execute(
+            "SELECT id FROM webhook_events WHERE source = %s AND provider_event_id = %s",
+            (new.source, new.provider_event_id),
+        ).fetchone()
+        if winner is None:  # pragma: no cover - the conflicting row was deleted in between; let the caller retry
+            raise RuntimeError("a concurrent delivery of the same event id vanished; retry")
+        return int(winner[0]), False
 
     def claim(self, *, owner: str, now: float, lease: float, limit: int, max_attempts: int) -> Claimed:
         """Lease up to ``limit`` due events to ``owner``, skipping rows another worker is claiming right now.
@@ -207,16 +208,20 @@ class PostgresInboxStore:
                     events.append(event_from_row(row))
             return Claimed(events=events, dead=dead)
 
-    def complete(self, event_id: int, *, owner: str, now: float) -> bool:
-        """Mark a leased event processed; ``False`` when ``owner`` no longer holds its lease."""
+    def complete_many(self, event_ids: Sequence[int], *, owner: str, now: float) -> list[int]:
+        """Mark leased events processed in one transaction; return the ids ``owner`` no longer held a lease on."""
+        lost = []
         with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE webhook_events SET status = 'processed', processed_at = %s, lease_owner = NULL, "
-                "lease_expires_at = NULL, last_error = NULL "
-                "WHERE id = %s AND lease_owner = %s AND status = 'processing'",
-                (now, event_id, owner),
-            )
-            return cursor.rowcount == 1
+            for event_id in event_ids:
+                cursor = db.execute(
+                    "UPDATE webhook_events SET status = 'processed', processed_at = %s, lease_owner = NULL, "
+                    "lease_expires_at = NULL, last_error = NULL "
+                    "WHERE id = %s AND lease_owner = %s AND status = 'processing'",
+                    (now, event_id, owner),
+                )
+                if cursor.rowcount != 1:
+                    lost.append(event_id)
+        return lost
 
     def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
         """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""

@@ -65,16 +65,20 @@ class Claimed:
 class InboxStore(Protocol):
     """Every read and write of ``webhook_events``; each write is one transaction. Database errors propagate."""
 
-    def insert(self, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
-        """Store ``new`` unless deduplicated; ``(id, created)``, the first delivery's id for a duplicate."""
+    def insert_many(self, news: Sequence[NewEvent], *, now: float, keep_since: float) -> list[tuple[int, bool]]:
+        """Store each of ``news`` unless deduplicated, in one transaction: all committed, or none and it raises.
+
+        ``(id, created)`` per item, in order; for a duplicate (also of an earlier item of the same batch) the first
+        delivery's id. One call is one durable commit, which is what group commit shares between requests.
+        """
         ...
 
     def claim(self, *, owner: str, now: float, lease: float, limit: int, max_attempts: int) -> Claimed:
         """Lease up to ``limit`` due events to ``owner`` until ``now + lease``, oldest first."""
         ...
 
-    def complete(self, event_id: int, *, owner: str, now: float) -> bool:
-        """Mark a leased event processed; ``False`` when ``owner`` no longer holds its lease."""
+    def complete_many(self, event_ids: Sequence[int], *, owner: str, now: float) -> list[int]:
+        """Mark leased events processed in one transaction; return the ids ``owner`` no longer held a lease on."""
         ...
 
     def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,10 @@ _DUE = """
 """
 
 _LEASE = (
-    "UPDATE webhook_events SET status = 'processing', attempts = attempts + 1, lease_owner = ?, "  # noqa: S608
-    "lease_expires_at = ? WHERE id = ? RETURNING " + _COLUMNS
+    "UPDATE webhook_events SET status = 'processing', attempts = attempts + 1, lease_owner = ?, lease_expires_at = ? "
 )
+_IDS_PER_STATEMENT = 500
+"""Ids bound in one ``IN (...)`` list, well under SQLite's oldest limit of 999 parameters."""
 _REPLAY = (
     "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, processed_at = NULL, "
     "lease_owner = NULL, lease_expires_at = NULL WHERE "
@@ -63,39 +64,36 @@ class SQLiteInboxStore:
                 raise
             self._connection.execute("COMMIT")
 
-    def insert(self, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
-        """Store ``new`` unless ``(source, provider_event_id)`` was received at or after ``keep_since``.
+    def insert_many(self, news: Sequence[NewEvent], *, now: float, keep_since: float) -> list[tuple[int, bool]]:
+        """Store each of ``news`` unless ``(source, provider_event_id)`` was received at or after ``keep_since``.
 
-        Returns ``(id, created)``: the new row's id, or the first delivery's id for a duplicate. A row older than
-        the window that is finished (processed or dead) is replaced: the provider has long stopped retrying, so
-        the same id now names a new event. A row still pending or processing always counts as a duplicate.
+        One transaction for all (one fsync'd commit): every row is committed, or none is and the error propagates.
+        Returns ``(id, created)`` per item, in order: the new row's id, or the first delivery's id for a duplicate,
+        including a duplicate of an earlier item of the same batch. A row older than the window that is finished
+        (processed or dead) is replaced: the provider has long stopped retrying, so the same id now names a new
+        event. A row still pending or processing always counts as a duplicate.
         """
         with self._transaction() as db:
-            found = db.execute(
-                "SELECT id, received_at, status FROM webhook_events WHERE source = ? AND provider_event_id = ?",
-                (new.source, new.provider_event_id),
-            ).fetchone()
-            if found is not None:
-                event_id, received_at, status = found
-                if received_at >= keep_since or status in ("pending", "processing"):
-                    return event_id, False
-                db.execute("DELETE FROM webhook_events WHERE id = ?", (event_id,))
-            (event_id,) = db.execute(
-                "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
-                "status, attempts, next_attempt_at, order_key) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
-                "RETURNING id",
-                (
-                    new.source,
-                    new.provider_event_id,
-                    new.event_type,
-                    new.headers_json,
-                    new.body,
-                    now,
-                    now,
-                    new.order_key,
-                ),
-            ).fetchone()
-            return int(event_id), True
+            return [self._insert(db, new, now=now, keep_since=keep_since) for new in news]
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
+        found = db.execute(
+            "SELECT id, received_at, status FROM webhook_events WHERE source = ? AND provider_event_id = ?",
+            (new.source, new.provider_event_id),
+        ).fetchone()
+        if found is not None:
+            event_id, received_at, status = found
+            if received_at >= keep_since or status in ("pending", "processing"):
+                return int(event_id), False
+            db.execute("DELETE FROM webhook_events WHERE id = ?", (event_id,))
+        (event_id,) = db.execute(
+            "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
+            "status, attempts, next_attempt_at, order_key) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+            "RETURNING id",
+            (new.source, new.provider_event_id, new.event_type, new.headers_json, new.body, now, now, new.order_key),
+        ).fetchone()
+        return int(event_id), True
 
     def claim(self, *, owner: str, now: float, lease: float, limit: int, max_attempts: int) -> Claimed:
         """Lease up to ``limit`` due events to ``owner`` until ``now + lease``, oldest first.
@@ -116,26 +114,34 @@ class SQLiteInboxStore:
                     "last_error = ? WHERE id = ?",
                     (f"the worker running attempt {max_attempts} stopped before finishing (lease expired)", event_id),
                 )
-            events = []
-            for event_id, attempts in rows:
-                if attempts >= max_attempts:
-                    continue
-                row = db.execute(
-                    _LEASE,
-                    (owner, now + lease, event_id),
-                ).fetchone()
-                events.append(_event(row))
+            leased = [event_id for event_id, attempts in rows if attempts < max_attempts]
+            events: list[InboxEvent] = []
+            for start in range(0, len(leased), _IDS_PER_STATEMENT):  # one statement per chunk, not one per event
+                chunk = leased[start : start + _IDS_PER_STATEMENT]
+                events += map(
+                    _event,
+                    db.execute(
+                        _LEASE + f"WHERE id IN ({', '.join('?' * len(chunk))}) RETURNING {_COLUMNS}",
+                        (owner, now + lease, *chunk),
+                    ).fetchall(),
+                )
+            events.sort(key=lambda event: event.id)
             return Claimed(events=events, dead=dead)
 
-    def complete(self, event_id: int, *, owner: str, now: float) -> bool:
-        """Mark a leased event processed; ``False`` when ``owner`` no longer holds its lease."""
+    def complete_many(self, event_ids: Sequence[int], *, owner: str, now: float) -> list[int]:
+        """Mark leased events processed in one transaction; return the ids ``owner`` no longer held a lease on."""
+        done: set[int] = set()
         with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE webhook_events SET status = 'processed', processed_at = ?, lease_owner = NULL, "
-                "lease_expires_at = NULL, last_error = NULL WHERE id = ? AND lease_owner = ? AND status = 'processing'",
-                (now, event_id, owner),
-            )
-            return cursor.rowcount == 1
+            for start in range(0, len(event_ids), _IDS_PER_STATEMENT):
+                chunk = list(event_ids[start : start + _IDS_PER_STATEMENT])
+                rows = db.execute(
+                    "UPDATE webhook_events SET status = 'processed', processed_at = ?, lease_owner = NULL, "  # noqa: S608
+                    "lease_expires_at = NULL, last_error = NULL WHERE lease_owner = ? AND status = 'processing' "
+                    f"AND id IN ({', '.join('?' * len(chunk))}) RETURNING id",
+                    (now, owner, *chunk),
+                ).fetchall()
+                done.update(event_id for (event_id,) in rows)
+        return [event_id for event_id in event_ids if event_id not in done]
 
     def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
         """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""

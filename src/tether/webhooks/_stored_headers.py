@@ -8,6 +8,7 @@ signature) are stored as ``[REDACTED]``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 
@@ -41,13 +42,17 @@ def header_size(pairs: HeaderPairs) -> int:
     return sum(len(name) + len(value) for name, value in pairs)
 
 
-def _kept(name: str, value: str) -> str:
+@functools.lru_cache(maxsize=1024)
+def _redacted(name: str) -> bool:
+    """Whether a header of this name is stored redacted (cached: providers send the same few names every time)."""
     lowered = name.strip().lower()
     if lowered in _NEVER_KEPT:
-        return REDACTED
-    if is_sensitive_name(lowered) and "signature" not in lowered:
-        return REDACTED
-    return value
+        return True
+    return is_sensitive_name(lowered) and "signature" not in lowered
+
+
+def _kept(name: str, value: str) -> str:
+    return REDACTED if _redacted(name) else value
 
 
 def dump_headers(pairs: HeaderPairs) -> str:
