@@ -471,14 +471,17 @@ def run_worker(
     timeout: float,
     server: CpuMeasured | None = None,
     cpu: int = CLIENT_CPU,
+    prefix: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run ``script --worker SPEC`` in a fresh interpreter pinned to ``cpu``; return the JSON it reports.
+
+    ``prefix`` runs the interpreter under another program (e.g. ``valgrind --tool=callgrind ...``).
 
     The worker must print its result with :func:`worker_result`. The process is killed (by its own pid,
     which ``subprocess.run`` holds) if it outlives ``timeout`` seconds. The result gains ``foreign_cores``:
     the CPU other processes (not ours, not ``server``) used meanwhile, see :class:`CpuWatch`.
     """
-    command = [*taskset(cpu), sys.executable, str(script), "--worker", json.dumps(spec)]
+    command = [*taskset(cpu), *prefix, sys.executable, str(script), "--worker", json.dumps(spec)]
     watch = CpuWatch(server)
     watch.start()
     try:

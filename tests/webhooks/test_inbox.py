@@ -435,3 +435,52 @@ def test_unsupported_urls_and_settings_are_configuration_errors(tmp_path: Path) 
     inbox = Inbox(tmp_path / "ok.db")
     with pytest.raises(ConfigurationError, match="bytes"):
         inbox.receive("stripe", "stripe", secret=SECRET, headers={}, body="text")  # type: ignore[arg-type]
+
+
+def test_unhandled_processed_stores_what_no_handler_wants_as_processed_and_leaves_the_rest_to_the_worker(
+    open_inbox: OpenInbox, clock: FakeClock
+) -> None:
+    """``unhandled="processed"``: no claim or completion for an event nobody handles; a handled one is run as usual."""
+    inbox = open_inbox(clock=clock, unhandled="processed")
+    ran: list[str] = []
+
+    @inbox.on("stripe", "invoice.paid")
+    def on_invoice(event: InboxEvent) -> None:
+        ran.append(event.provider_event_id)
+
+    nobody = deliver(inbox, clock, stripe_body("evt_nobody"))  # type payment_intent.succeeded: no handler
+    wanted = deliver(inbox, clock, stripe_body("evt_wanted", event_type="invoice.paid"))
+    assert (nobody.outcome, wanted.outcome) == (Outcome.ACCEPTED, Outcome.ACCEPTED)
+    assert nobody.event_id is not None and wanted.event_id is not None
+    stored = inbox.get(nobody.event_id)
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.processed_at) == (EventStatus.PROCESSED, 0, clock.time())
+    assert inbox.get(wanted.event_id).status is EventStatus.PENDING  # type: ignore[union-attr]
+    assert asyncio.run(inbox.run_pending()) == 1  # only the wanted one is claimed
+    assert ran == ["evt_wanted"]
+    # a duplicate of the settled one is still a duplicate; replay runs it once a handler exists
+    assert deliver(inbox, clock, stripe_body("evt_nobody")).outcome is Outcome.DUPLICATE
+    inbox.on("stripe")(on_invoice)
+    assert inbox.replay(event_id=nobody.event_id) == 1
+    assert asyncio.run(inbox.run_pending()) == 1
+    assert ran == ["evt_wanted", "evt_nobody"]
+
+
+def test_by_default_an_unhandled_delivery_waits_for_a_worker_that_may_have_handlers(
+    open_inbox: OpenInbox, clock: FakeClock
+) -> None:
+    """A web process without handlers must not settle events that a worker process with handlers will run."""
+    receiving = open_inbox(clock=clock)
+    receipt = deliver(receiving, clock, stripe_body("evt_later"))
+    assert receipt.event_id is not None
+    assert receiving.get(receipt.event_id).status is EventStatus.PENDING  # type: ignore[union-attr]
+    working = open_inbox(clock=clock)
+    ran: list[str] = []
+    working.on("stripe")(lambda event: ran.append(event.provider_event_id))
+    assert asyncio.run(working.run_pending()) == 1
+    assert ran == ["evt_later"]
+
+
+def test_unhandled_must_be_pending_or_processed(open_inbox: OpenInbox) -> None:
+    with pytest.raises(ConfigurationError, match="unhandled"):
+        open_inbox(unhandled="dropped")

@@ -91,7 +91,8 @@ _WEBHOOKS_PREFIX = "/webhooks/"
 
 def _open_inbox(settings: GatewaySettings, router: _WebhookRouter) -> Inbox:
     _check_database(settings)
-    inbox = Inbox(settings.database)
+    # The gateway's worker is the only one and it has no handlers: its deliveries are stored processed at once.
+    inbox = Inbox(settings.database, unhandled="processed")
     for source in settings.sources:
         if not source.secrets:
             inbox.close()

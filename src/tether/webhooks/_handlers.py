@@ -27,16 +27,27 @@ class _Registration:
 class HandlerRegistry:
     """Handlers per ``(source, event type)``; the type ``"*"`` matches every event of the source."""
 
-    __slots__ = ("_by_key",)
+    __slots__ = ("_by_key", "_ordered")
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str], list[_Registration]] = {}
+        self._ordered = False
 
     def add(self, source: str, event_type: str, handler: Handler, order_by: OrderBy | None) -> None:
         """Register ``handler`` for ``source`` events of ``event_type`` (or ``"*"``)."""
         if not source or not event_type:
             raise ConfigurationError("A webhook handler needs a non-empty source and event type (or '*')")
         self._by_key.setdefault((source, event_type), []).append(_Registration(handler, order_by))
+        self._ordered = self._ordered or order_by is not None
+
+    def wants(self, source: str, event_type: str | None) -> bool:
+        """Whether any handler runs for an event of ``source`` and ``event_type``."""
+        return (source, "*") in self._by_key or (event_type is not None and (source, event_type) in self._by_key)
+
+    @property
+    def ordered(self) -> bool:
+        """Whether any handler was registered with an ``order_by`` (else no event has an ordering key)."""
+        return self._ordered
 
     def _matching(self, source: str, event_type: str | None) -> list[_Registration]:
         exact = self._by_key.get((source, event_type), []) if event_type is not None else []

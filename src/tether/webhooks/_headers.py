@@ -40,10 +40,13 @@ class Headers:
         values: dict[str, list[str]] = {}
         for pair in pairs:
             name, value = pair
-            key = _text(name, "names").strip().lower()
-            text = _text(value, "values").strip()
-            bucket = values.setdefault(key, [])
-            if text not in bucket:
+            # the common cases (ASGI's bytes, a mapping's str) without a call each
+            key = (name.decode("latin-1") if type(name) is bytes else _text(name, "names")).strip().lower()
+            text = (value.decode("latin-1") if type(value) is bytes else _text(value, "values")).strip()
+            bucket = values.get(key)
+            if bucket is None:
+                values[key] = [text]
+            elif text not in bucket:
                 bucket.append(text)
         self._values = values
 

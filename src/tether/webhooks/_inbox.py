@@ -21,6 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from tether._clock import Clock, SystemClock
 from tether._redaction import redact_text
@@ -85,6 +86,12 @@ class Inbox:
     needs a longer lease. After ``max_attempts`` failed runs an event is ``dead`` until replayed; between runs it
     waits ``backoff`` (full jitter). ``busy_timeout`` is how long a SQLite write waits for another writer, or
     the PostgreSQL connect timeout.
+
+    ``unhandled`` says what happens to a delivery none of *this* inbox's handlers wants: ``"pending"`` (the
+    default) stores it for a worker, which marks it processed if no handler wants it when it runs (workers in
+    other processes, with their own handlers, may share the database); ``"processed"`` stores it processed at
+    once, sparing a worker the claim and the completion: only for an inbox whose own worker is the only one, such
+    as the gateway's. Either way, replay runs it once a handler exists.
     """
 
     def __init__(
@@ -101,7 +108,10 @@ class Inbox:
         random: _random.Random | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
         busy_timeout: float = 5.0,
+        unhandled: Literal["pending", "processed"] = "pending",
     ) -> None:
+        if unhandled not in ("pending", "processed"):
+            raise ConfigurationError(f"Inbox(unhandled=...) must be 'pending' or 'processed', not {unhandled!r}")
         if max_body < 0 or max_headers < 0 or retention <= 0 or lease <= 0 or max_attempts < 1 or busy_timeout < 0:
             raise ConfigurationError(
                 "Inbox needs max_body >= 0, max_headers >= 0, retention > 0, lease > 0, max_attempts >= 1 "
@@ -117,6 +127,7 @@ class Inbox:
         self._random = random if random is not None else _random.Random()
         self._tolerance = tolerance
         self._handlers = HandlerRegistry()
+        self._settle_unhandled = unhandled == "processed"
         self._rejections: Counter[str] = Counter()
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._store: InboxStore
@@ -217,25 +228,30 @@ class Inbox:
             logger.info("Rejected a %s webhook: %s", source, type(exc).__name__)
             return Receipt(outcome=Outcome.REJECTED, reason=type(exc).__name__)
         provider_id = verified.id or f"sha256:{hashlib.sha256(body).hexdigest()}"
-        provisional = InboxEvent(
-            id=0,
-            source=source,
-            provider_event_id=provider_id,
-            type=verified.type,
-            status=EventStatus.PENDING,
-            attempts=0,
-            received_at=now,
-            next_attempt_at=now,
-            raw=body,
-            headers=(),
-        )
+        handled = not self._settle_unhandled or self._handlers.wants(source, verified.type)
+        order_key = None
+        if self._handlers.ordered:
+            provisional = InboxEvent(
+                id=0,
+                source=source,
+                provider_event_id=provider_id,
+                type=verified.type,
+                status=EventStatus.PENDING,
+                attempts=0,
+                received_at=now,
+                next_attempt_at=now,
+                raw=body,
+                headers=(),
+            )
+            order_key = self._handlers.order_key(provisional)
         return NewEvent(
             source=source,
             provider_event_id=provider_id,
             event_type=verified.type,
             headers_json=dump_headers(pairs),
             body=body,
-            order_key=self._handlers.order_key(provisional),
+            order_key=order_key,
+            handled=handled,
         )
 
     def _write(self, news: list[NewEvent]) -> list[tuple[int, bool]]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tether.errors import ConfigurationError
 from tether.webhooks._inbox_event import InboxEvent
 from tether.webhooks._inbox_schema import MIGRATIONS, SCHEMA_VERSION
-from tether.webhooks._inbox_storage import COLUMNS, Claimed, NewEvent, event_from_row
+from tether.webhooks._inbox_storage import COLUMNS, Claimed, NewEvent, event_from_row, initial_state
 
 if TYPE_CHECKING:
     import psycopg
@@ -168,11 +168,23 @@ class PostgresInboxStore:
             if received_at >= keep_since or status in ("pending", "processing"):
                 return int(event_id), False
             db.execute("DELETE FROM webhook_events WHERE id = %s", (event_id,))
+        status, processed_at = initial_state(new, now)
         inserted = db.execute(
-            "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, "
-            "status, attempts, next_attempt_at, order_key) VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s) "
+            "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, status, "
+            "attempts, next_attempt_at, processed_at, order_key) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s) "
             "ON CONFLICT (source, provider_event_id) DO NOTHING RETURNING id",
-            (new.source, new.provider_event_id, new.event_type, new.headers_json, new.body, now, now, new.order_key),
+            (
+                new.source,
+                new.provider_event_id,
+                new.event_type,
+                new.headers_json,
+                new.body,
+                now,
+                status,
+                now,
+                processed_at,
+                new.order_key,
+            ),
         ).fetchone()
         if inserted is not None:
             return int(inserted[0]), True

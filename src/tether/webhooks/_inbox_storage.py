@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from tether.webhooks._inbox_event import EventStatus, InboxEvent
 from tether.webhooks._stored_headers import load_headers
 
-__all__ = ["COLUMNS", "Claimed", "InboxStore", "NewEvent", "event_from_row"]
+__all__ = ["COLUMNS", "Claimed", "InboxStore", "NewEvent", "event_from_row", "initial_state"]
 
 COLUMNS = (
     "id, source, provider_event_id, event_type, status, attempts, received_at, next_attempt_at, body, headers, "
@@ -52,6 +52,13 @@ class NewEvent:
     headers_json: str
     body: bytes
     order_key: str | None
+    handled: bool = True
+    """Whether a handler wants it: if not, it is stored already processed (no worker claims it; replay runs it)."""
+
+
+def initial_state(new: NewEvent, now: float) -> tuple[str, float | None]:
+    """The status and ``processed_at`` a new row starts with: pending, or processed at once when no handler wants it."""
+    return ("pending", None) if new.handled else ("processed", now)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,7 +34,14 @@ def _text(value: object) -> str:
 def header_pairs(headers: HeadersInput) -> HeaderPairs:
     """The headers as ``(name, value)`` text pairs, in the order received (a mapping or an iterable of pairs)."""
     pairs: Iterable[tuple[object, object]] = headers.items() if isinstance(headers, Mapping) else headers
-    return tuple((_text(name), _text(value)) for name, value in pairs)
+    # ASGI's bytes pairs, the common case, decoded without a call per item
+    return tuple(
+        (
+            name.decode("latin-1") if type(name) is bytes else _text(name),
+            value.decode("latin-1") if type(value) is bytes else _text(value),
+        )
+        for name, value in pairs
+    )
 
 
 def header_size(pairs: HeaderPairs) -> int:
@@ -51,13 +58,9 @@ def _redacted(name: str) -> bool:
     return is_sensitive_name(lowered) and "signature" not in lowered
 
 
-def _kept(name: str, value: str) -> str:
-    return REDACTED if _redacted(name) else value
-
-
 def dump_headers(pairs: HeaderPairs) -> str:
     """The headers as stored: a JSON list of pairs with credentials redacted."""
-    return json.dumps([[name, _kept(name, value)] for name, value in pairs], ensure_ascii=True)
+    return json.dumps([[name, REDACTED if _redacted(name) else value] for name, value in pairs], ensure_ascii=True)
 
 
 def load_headers(stored: str) -> HeaderPairs:
