@@ -7,6 +7,7 @@ batch's flush waits on an event the test sets, so the items submitted meanwhile 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -262,3 +263,38 @@ def test_a_busy_worker_waits_gather_after_a_partial_batch_and_idle_when_empty(
     handled, sleeps = asyncio.run(scenario())
     assert sorted(handled) == ["evt_0", "evt_1", "evt_2"]
     assert sleeps == [0.05, 2.0]
+
+
+@pytest.mark.parametrize("location", ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def test_one_batch_of_firsts_repeats_known_and_expired_ids_answers_each_item_in_order(
+    location: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """200 items (several multi-row statements): new ids, repeats in the batch, ids stored before, an expired one."""
+    from tether.webhooks._inbox_postgres import PostgresInboxStore
+
+    if location == "sqlite":
+        store: SQLiteInboxStore | PostgresInboxStore = SQLiteInboxStore(tmp_path / "b.db", busy_timeout=5, now=0.0)
+    else:
+        store = PostgresInboxStore(request.getfixturevalue("postgres_url"), connect_timeout=5, now=0.0)
+    try:
+        [(known, _)] = store.insert_many([new_event("known")], now=100.0, keep_since=0.0)
+        settled = dataclasses.replace(new_event("old"), handled=False)  # stored processed, long ago
+        [(old, _)] = store.insert_many([settled], now=1.0, keep_since=0.0)
+        batch = [new_event(f"n{i}") for i in range(195)]
+        batch[10:10] = [new_event("n3")]  # a repeat of an earlier item of the batch
+        batch += [new_event("known"), new_event("n150"), new_event("old"), new_event("n194")]
+        results = store.insert_many(batch, now=200.0, keep_since=50.0)
+        assert len(results) == len(batch) == 200
+        pairs = list(zip(batch, results, strict=True))
+        ids = {item.provider_event_id: event_id for item, (event_id, created) in pairs if created}
+        assert len(ids) == 196 and len(set(ids.values())) == 196  # every first delivery stored, once (and "old")
+        assert results[10] == (ids["n3"], False)
+        # "old" was finished and received before keep_since: the provider stopped retrying, so it is a new event
+        assert results[-4:] == [(known, False), (ids["n150"], False), (ids["old"], True), (ids["n194"], False)]
+        assert ids["old"] != old and store.get(old) is None
+        # every item, in batch order, names the row of its own provider id
+        for item, (event_id, _) in pairs:
+            stored = store.get(event_id)
+            assert stored is not None and stored.provider_event_id == item.provider_event_id
+    finally:
+        store.close()

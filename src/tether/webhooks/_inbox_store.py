@@ -37,9 +37,13 @@ _LEASE = (
 )
 _INSERT = (
     "INSERT INTO webhook_events (source, provider_event_id, event_type, headers, body, received_at, status, "
-    "attempts, next_attempt_at, processed_at, order_key) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) "
+    "attempts, next_attempt_at, processed_at, order_key) VALUES "
 )
-_UNLESS_KNOWN = "ON CONFLICT (source, provider_event_id) DO NOTHING RETURNING id"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+_ROWS_PER_INSERT = 90
+"""Rows in one multi-row INSERT: 10 parameters each, under SQLite's oldest limit of 999."""
+_UNLESS_KNOWN = " ON CONFLICT (source, provider_event_id) DO NOTHING RETURNING id"
+_UNLESS_KNOWN_BY_KEY = " ON CONFLICT (source, provider_event_id) DO NOTHING RETURNING id, source, provider_event_id"
 _IDS_PER_STATEMENT = 500
 """Ids bound in one ``IN (...)`` list, well under SQLite's oldest limit of 999 parameters."""
 _REPLAY = (
@@ -79,7 +83,27 @@ class SQLiteInboxStore:
         event. A row still pending or processing always counts as a duplicate.
         """
         with self._transaction() as db:
-            return [self._insert(db, new, now=now, keep_since=keep_since) for new in news]
+            # First deliveries, by far the most common case, go in a few multi-row statements; each key they
+            # stored belongs to its first item in the batch. Every other item finds the row it hit (_insert).
+            first: dict[tuple[str, str], int] = {}
+            for start in range(0, len(news), _ROWS_PER_INSERT):
+                chunk = news[start : start + _ROWS_PER_INSERT]
+                params: list[object] = []
+                for new in chunk:
+                    status, processed_at = initial_state(new, now)
+                    params += (new.source, new.provider_event_id, new.event_type, new.headers_json, new.body, now)
+                    params += (status, now, processed_at, new.order_key)
+                rows = ", ".join([_ROW] * len(chunk))
+                for event_id, source, provider_id in db.execute(_INSERT + rows + _UNLESS_KNOWN_BY_KEY, params):
+                    first[(source, provider_id)] = int(event_id)
+            results: list[tuple[int, bool]] = []
+            for new in news:
+                event_id = first.pop((new.source, new.provider_event_id), None)
+                if event_id is not None:
+                    results.append((event_id, True))
+                else:
+                    results.append(self._insert(db, new, now=now, keep_since=keep_since))
+            return results
 
     @staticmethod
     def _insert(db: sqlite3.Connection, new: NewEvent, *, now: float, keep_since: float) -> tuple[int, bool]:
@@ -87,7 +111,7 @@ class SQLiteInboxStore:
         values = (new.source, new.provider_event_id, new.event_type, new.headers_json, new.body, now, status, now)
         tail = (processed_at, new.order_key)
         # The first delivery, by far the most common case, costs one statement; a repeat finds the row it hit.
-        row = db.execute(_INSERT + _UNLESS_KNOWN, values + tail).fetchone()
+        row = db.execute(_INSERT + _ROW + _UNLESS_KNOWN, values + tail).fetchone()
         if row is not None:
             return int(row[0]), True
         event_id, received_at, found_status = db.execute(
@@ -97,7 +121,7 @@ class SQLiteInboxStore:
         if received_at >= keep_since or found_status in ("pending", "processing"):
             return int(event_id), False
         db.execute("DELETE FROM webhook_events WHERE id = ?", (event_id,))
-        (event_id,) = db.execute(_INSERT + "RETURNING id", values + tail).fetchone()
+        (event_id,) = db.execute(_INSERT + _ROW + " RETURNING id", values + tail).fetchone()
         return int(event_id), True
 
     def claim(self, *, owner: str, now: float, lease: float, limit: int, max_attempts: int) -> Claimed:
