@@ -41,8 +41,12 @@ class Headers:
         for pair in pairs:
             name, value = pair
             # the common cases (ASGI's bytes, a mapping's str) without a call each
-            key = (name.decode("latin-1") if type(name) is bytes else _text(name, "names")).strip().lower()
-            text = (value.decode("latin-1") if type(value) is bytes else _text(value, "values")).strip()
+            if type(name) is not str:
+                name = name.decode("latin-1") if type(name) is bytes else _text(name, "names")
+            if type(value) is not str:
+                value = value.decode("latin-1") if type(value) is bytes else _text(value, "values")
+            key = name.strip().lower()
+            text = value.strip()
             bucket = values.get(key)
             if bucket is None:
                 values[key] = [text]

@@ -27,16 +27,18 @@ Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
 
 
-async def _answer(send: Send, status: int, document: dict[str, Any]) -> None:
-    body = json.dumps(document).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _answer(send: Send, status: int, document: dict[str, Any] | bytes) -> None:
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if status == 405:
         headers.append((b"allow", b"POST"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def _document(receipt: Receipt) -> dict[str, Any]:
+def _document(receipt: Receipt) -> dict[str, Any] | bytes:
+    if receipt.reason is None and receipt.event_id is not None:  # accepted or duplicate: the JSON without a dumps
+        return b'{"status": "%s", "id": %d}' % (receipt.outcome.value.encode(), receipt.event_id)
     document: dict[str, Any] = {"status": receipt.outcome.value}
     if receipt.event_id is not None:
         document["id"] = receipt.event_id

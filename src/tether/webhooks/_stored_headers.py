@@ -36,11 +36,13 @@ def header_pairs(headers: HeadersInput) -> HeaderPairs:
     pairs: Iterable[tuple[object, object]] = headers.items() if isinstance(headers, Mapping) else headers
     # ASGI's bytes pairs, the common case, decoded without a call per item
     return tuple(
-        (
-            name.decode("latin-1") if type(name) is bytes else _text(name),
-            value.decode("latin-1") if type(value) is bytes else _text(value),
-        )
-        for name, value in pairs
+        [
+            (
+                name.decode("latin-1") if type(name) is bytes else _text(name),
+                value.decode("latin-1") if type(value) is bytes else _text(value),
+            )
+            for name, value in pairs
+        ]
     )
 
 
