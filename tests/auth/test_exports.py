@@ -25,3 +25,15 @@ def test_vault_errors_form_one_tree() -> None:
     assert issubclass(tether.errors.SecretKeyRequired, tether.errors.ConfigurationError)
     assert issubclass(tether.errors.ConnectionNotFound, LookupError)
     assert len({getattr(tether.errors, name) for name in names}) == len(names)
+
+
+def test_import_tether_does_not_load_the_vault_cryptography_or_sqlite() -> None:
+    """The vault's names resolve on first use, so ``import tether`` stays light."""
+    import subprocess
+    import sys
+
+    heavy = ("cryptography", "sqlite3", "psycopg", "tether.auth._vault")
+    code = f"import sys, tether, tether.auth; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    assert tether.auth.Vault.__name__ == "Vault"
