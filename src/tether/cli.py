@@ -275,6 +275,86 @@ def webhooks_dead(
     _emit(events, as_json)
 
 
+keys_app = typer.Typer(name="keys", help="Manage the encryption keys of the credentials vault.", no_args_is_help=True)
+app.add_typer(keys_app)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    key_id: Annotated[
+        str | None, typer.Option("--key-id", help="The new key's id (default: k-YYYYMMDDHHMMSS, UTC).")
+    ] = None,
+) -> None:
+    """Print a new KID:KEY pair (32 random bytes) to put first in TETHER_SECRET_KEY."""
+    from datetime import UTC, datetime
+
+    from tether.auth import generate_key_setting
+    from tether.errors import MalformedSecretKey
+
+    try:
+        typer.echo(generate_key_setting(key_id or f"k-{datetime.now(UTC):%Y%m%d%H%M%S}"))
+    except MalformedSecretKey as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    database: Annotated[
+        str | None,
+        typer.Option(help="SQLite file or postgresql:// URL of the vault (default: [gateway] database)."),
+    ] = None,
+    config: ConfigOption = None,
+    batch_size: Annotated[int, typer.Option(help="Rows re-encrypted per transaction.", min=1)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-encrypt every stored token under the newest key of TETHER_SECRET_KEY (resumable: re-run after a stop).
+
+    Keys come from TETHER_SECRET_KEY, else TETHER_SECRET_KEY_FILE, else ./tether.key (the development key); this
+    command never creates a key. Exit status 1 when a row cannot be opened with the configured keys.
+    """
+    import json
+    import os
+
+    from tether.auth import RotationReport, Vault, load_keyring
+    from tether.errors import ConfigurationError, VaultError
+
+    location: str | Path = database if database is not None else _settings(config, resolve_secrets=False).database
+    if not (isinstance(location, str) and "://" in location) and not Path(location).is_file():
+        typer.echo(f"No vault database at {location} (pass --database or set [gateway] database).", err=True)
+        raise typer.Exit(1)
+    try:
+        keyring = load_keyring(environment="development", environ=os.environ, create=False)
+    except ConfigurationError as exc:
+        typer.echo(f"Configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    def progress(report: RotationReport) -> None:
+        if not as_json:
+            typer.echo(f"  batch {report.batches}: {report.rotated} re-encrypted, {report.remaining} to go", err=True)
+
+    try:
+        with Vault(location, keyring=keyring) as vault:
+            report = vault.rotate_keys(batch_size=batch_size, progress=progress)
+    except (ConfigurationError, VaultError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        typer.echo("Batches committed before the error stay re-encrypted; fix the cause and run it again.", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        return
+    skipped = report.current - report.rotated
+    typer.echo(
+        f"Re-encrypted {report.rotated} connection{'' if report.rotated == 1 else 's'} under key {report.key_id!r} "
+        f"in {report.batches} batch{'' if report.batches == 1 else 'es'}; {skipped} already under it."
+    )
+    others = {key: count for key, count in report.by_key.items() if key != report.key_id}
+    if others:
+        typer.echo(f"Still under other keys: {others}.")
+    else:
+        typer.echo("Every connection is under the newest key: older keys can be removed from TETHER_SECRET_KEY.")
+
+
 def main() -> None:
     """Entry point of the ``tether`` console script."""
     app()

@@ -23,11 +23,22 @@
     ├── SharedStateUnavailable         the shared limiter/budget/circuit state (Redis) is unreachable (fail closed)
     ├── PaginationError                a paginated response could not be followed
     ├── ConfigurationError             tether was set up in a way that cannot work (also a ValueError)
+    ├── VaultError                     the credentials vault could not store or read a connection
+    │   ├── MalformedSecretKey         TETHER_SECRET_KEY (or the key file) is not in the documented format
+    │   │                              (also a ConfigurationError)
+    │   ├── SecretKeyRequired          no key is configured where one is required (also a ConfigurationError)
+    │   ├── UnknownKeyId               a ciphertext was sealed with a key id that is not configured
+    │   ├── DecryptionFailed           a ciphertext failed authentication: tampered, moved to another row or
+    │   │                              field, or its key id now names a different key
+    │   ├── ConnectionNotFound         no connection has that id for that integration (also a LookupError)
+    │   └── StaleConnection            a compare-and-swap lost: another writer changed the connection first
     └── WebhookVerificationError       an incoming webhook failed verification: answer 401, do not process it
         ├── MissingSignatureHeader     a header the scheme needs is absent or empty
         ├── MalformedSignatureHeader   a header is present but not in the scheme's format
         ├── SignatureMismatch          no signature matches any configured secret
         └── TimestampOutsideTolerance  the signature is valid but its timestamp is too old or too far ahead
+
+Vault errors name the connection, the field and the key id involved, never a key or a token.
 
 Every call error carries ``method``, ``url`` (redacted), ``attempts`` and ``elapsed`` seconds; HTTP errors add
 ``status_code``, ``headers`` (redacted), a bounded, redacted ``body_excerpt`` and the ``response``. Messages
@@ -55,9 +66,12 @@ __all__ = [
     "Conflict",
     "ConnectError",
     "ConnectTimeout",
+    "ConnectionNotFound",
     "DeadlineExceeded",
+    "DecryptionFailed",
     "Forbidden",
     "HTTPStatusError",
+    "MalformedSecretKey",
     "MalformedSignatureHeader",
     "MissingSignatureHeader",
     "NotFound",
@@ -66,15 +80,19 @@ __all__ = [
     "ReadError",
     "RetryAfterTooLong",
     "RetryBudgetExhausted",
+    "SecretKeyRequired",
     "ServerError",
     "SharedStateUnavailable",
     "SignatureMismatch",
+    "StaleConnection",
     "TetherError",
     "TimestampOutsideTolerance",
     "TransportError",
     "TransportTimeout",
     "Unauthorized",
+    "UnknownKeyId",
     "Unprocessable",
+    "VaultError",
     "WebhookVerificationError",
     "error_for_response",
 ]
@@ -370,6 +388,76 @@ class PaginationError(TetherError):
 
 class ConfigurationError(TetherError, ValueError):
     """tether was configured in a way that cannot work; the message names the option."""
+
+
+class VaultError(TetherError):
+    """The credentials vault could not store or read a connection; the subclass says why.
+
+    Messages name the connection (integration and id), the field and the key id, never key material or a token.
+    """
+
+
+class MalformedSecretKey(VaultError, ConfigurationError):
+    """The key setting (``TETHER_SECRET_KEY`` or a key file) is not ``KID:BASE64KEY[,KID:BASE64KEY...]``."""
+
+    advice = (
+        "Set TETHER_SECRET_KEY to comma-separated KID:KEY pairs, newest first, where KID is 1-64 letters, digits, "
+        "'_', '-' or '.' and KEY is 32 random bytes in base64; `tether keys generate` prints one."
+    )
+
+
+class SecretKeyRequired(VaultError, ConfigurationError):
+    """No encryption key is configured where one is required (production settings, or a command that needs it)."""
+
+    advice = (
+        "Set TETHER_SECRET_KEY (or TETHER_SECRET_KEY_FILE naming a file that holds it); `tether keys generate` "
+        "prints a new key. tether never stores tokens unencrypted."
+    )
+
+
+class UnknownKeyId(VaultError):
+    """A stored ciphertext names a key id that the configured keys do not include."""
+
+    advice = (
+        "Add the key with that id back to TETHER_SECRET_KEY (after the newest key) and run `tether keys rotate`; "
+        "remove an old key only once rotation reports no rows left under it."
+    )
+
+    def __init__(self, summary: str, *, key_id: str, **context: object) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.key_id = key_id
+
+
+class DecryptionFailed(VaultError):
+    """A ciphertext failed authentication, so nothing of it was returned.
+
+    It was altered, copied from another connection or field (the row's identity is bound into every ciphertext),
+    or the configured key for its key id is not the key it was sealed with.
+    """
+
+    advice = (
+        "Check that TETHER_SECRET_KEY maps this key id to the same key as when the token was stored; if it does, "
+        "the row was altered or copied from elsewhere: reconnect the account to store fresh tokens."
+    )
+
+
+class ConnectionNotFound(VaultError, LookupError):
+    """No connection is stored under that id for that integration."""
+
+    advice = "Check the integration name and the connection id, or connect the account first."
+
+
+class StaleConnection(VaultError):
+    """A compare-and-swap write lost: the connection changed (or the refresh right moved) since it was read.
+
+    ``current_version`` is the version now stored (``None`` when the connection was deleted).
+    """
+
+    advice = "Another writer got there first; re-read the connection and use what it stored instead of retrying."
+
+    def __init__(self, summary: str, *, current_version: int | None = None, **context: object) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.current_version = current_version
 
 
 _STATUS_CLASSES: dict[int, type[HTTPStatusError]] = {

@@ -415,7 +415,10 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path, clo
     Inbox(path, clock=clock).close()
     Inbox(f"sqlite:///{path}", clock=clock).close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version, name FROM tether_migrations").fetchall() == [(1, "webhook inbox")]
+    assert db.execute("SELECT version, name FROM tether_migrations").fetchall() == [
+        (1, "webhook inbox"),
+        (2, "connections vault"),
+    ]
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.execute("INSERT INTO tether_migrations VALUES (99, 'future', 0)")
     db.commit()

@@ -63,7 +63,10 @@ def test_schema_is_migrated_once_into_the_same_versioned_table_and_newer_is_refu
         thread.join()
     assert errors == []
     with _connect(postgres_url) as db:
-        assert db.execute("SELECT version, name FROM tether_migrations").fetchall() == [(1, "webhook inbox")]
+        assert db.execute("SELECT version, name FROM tether_migrations").fetchall() == [
+            (1, "webhook inbox"),
+            (2, "connections vault"),
+        ]
         db.execute("INSERT INTO tether_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
     with pytest.raises(ConfigurationError, match="newer than this tether"):
         Inbox(postgres_url)

@@ -1,9 +1,10 @@
 """The inbox's PostgreSQL repository: the SQLite store's twin, for several workers on several hosts.
 
-Same schema (the numbered steps of ``_inbox_schema.MIGRATIONS``, with the id and blob spellings translated), same
-``tether_migrations`` table, same semantics; :class:`tether.webhooks._inbox_storage.InboxStore` is the contract.
-What differs is claiming: ``SELECT ... FOR UPDATE SKIP LOCKED`` lets every worker lease a disjoint batch without
-waiting on another's, and the lease ``UPDATE`` commits in the same transaction, so no event is claimed twice.
+Same schema (the numbered steps of ``tether.store._migrations.MIGRATIONS``, with the id and blob spellings
+translated), same ``tether_migrations`` table, same semantics; :class:`tether.webhooks._inbox_storage.InboxStore`
+is the contract. What differs is claiming: ``SELECT ... FOR UPDATE SKIP LOCKED`` lets every worker lease a
+disjoint batch without waiting on another's, and the lease ``UPDATE`` commits in the same transaction, so no event
+is claimed twice.
 Migrating takes a transaction-scoped advisory lock, so two processes opening a fresh database migrate in turn.
 
 One connection (autocommit; every operation is one explicit transaction), shared between threads under a lock and
@@ -18,21 +19,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tether.errors import ConfigurationError
+from tether.store._migrations import migrate_postgres
+from tether.store._postgres import connect_postgres, is_postgres_url, psycopg_module
 from tether.webhooks._inbox_event import InboxEvent
-from tether.webhooks._inbox_schema import MIGRATIONS, SCHEMA_VERSION
 from tether.webhooks._inbox_storage import COLUMNS, Claimed, NewEvent, event_from_row, initial_state
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["PostgresInboxStore", "is_postgres_url"]
-
-_MIGRATION_LOCK = 0x7E7E_1B0C  # pg_advisory_xact_lock key: "tether inbox migrations"
-
-_SPELLINGS = (
-    ("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
-    ("BLOB", "BYTEA"),
-)
 
 _DUE = """
     ((status = 'pending' AND next_attempt_at <= %(now)s) OR (status = 'processing' AND lease_expires_at <= %(now)s))
@@ -55,58 +50,12 @@ _REPLAY = (
 )
 
 
-def is_postgres_url(path_or_url: object) -> bool:
-    """Whether the inbox location names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
-    return isinstance(path_or_url, str) and path_or_url.startswith(("postgresql://", "postgres://"))
-
-
-def postgres_statement(statement: str) -> str:
-    """A migration statement written for SQLite, in PostgreSQL's spelling."""
-    for sqlite, postgres in _SPELLINGS:
-        statement = statement.replace(sqlite, postgres)
-    return statement
-
-
 def _migrate(connection: psycopg.Connection[Any], now: float) -> None:
-    with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS tether_migrations ("
-            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-        )
-        row = connection.execute("SELECT COALESCE(MAX(version), 0) FROM tether_migrations").fetchone()
-        current = int(row[0]) if row is not None else 0
-        if current > SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"The inbox database is at schema version {current}, newer than this tether ({SCHEMA_VERSION}); "
-                "upgrade tether"
-            )
-        for version, name, statements in MIGRATIONS:
-            if version <= current:
-                continue
-            for statement in statements:
-                connection.execute(postgres_statement(statement))
-            connection.execute(
-                "INSERT INTO tether_migrations (version, name, applied_at) VALUES (%s, %s, %s)", (version, name, now)
-            )
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ConfigurationError(
-            "The webhook inbox on PostgreSQL needs psycopg: pip install 'tether[postgres]'"
-        ) from exc
-    return psycopg
+    migrate_postgres(connection, now=now, what="webhook inbox")
 
 
 def _connect(url: str, connect_timeout: float) -> psycopg.Connection[Any]:
-    driver = _psycopg()
-    kwargs: dict[str, Any] = {"autocommit": True}
-    if connect_timeout > 0:
-        kwargs["connect_timeout"] = max(1, round(connect_timeout))
-    return driver.connect(url, **kwargs)  # type: ignore[no-any-return]  # the driver is imported lazily
+    return connect_postgres(url, connect_timeout, what="webhook inbox")
 
 
 class PostgresInboxStore:
@@ -115,7 +64,7 @@ class PostgresInboxStore:
     __slots__ = ("_connect_timeout", "_connection", "_lock", "_url")
 
     def __init__(self, url: str, *, connect_timeout: float, now: float) -> None:
-        psycopg = _psycopg()
+        psycopg = psycopg_module("webhook inbox")
         self._url = url
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
