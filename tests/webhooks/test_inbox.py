@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -487,3 +488,40 @@ def test_by_default_an_unhandled_delivery_waits_for_a_worker_that_may_have_handl
 def test_unhandled_must_be_pending_or_processed(open_inbox: OpenInbox) -> None:
     with pytest.raises(ConfigurationError, match="unhandled"):
         open_inbox(unhandled="dropped")
+
+
+def test_a_handler_running_longer_than_its_lease_keeps_its_event(open_inbox: OpenInbox) -> None:
+    """Real time: a 0.3 s lease, a 1.2 s handler, a rival worker claiming every 50 ms: it never gets the event.
+
+    (Without renewal the rival takes it once the lease ends: see the crashed-worker test above.)
+    """
+    first = open_inbox(lease=0.3)
+    rival = open_inbox(lease=0.3)
+    runs: list[str] = []
+    started = asyncio.Event()
+
+    async def slow(event: InboxEvent) -> None:
+        runs.append("first")
+        started.set()
+        await asyncio.sleep(1.2)
+
+    first.on("stripe")(slow)
+    rival.on("stripe")(lambda event: runs.append("rival"))
+    body = stripe_body("evt_slow")
+    receipt = first.receive("stripe", "stripe", secret=SECRET, headers=stripe_headers(body, time.time()), body=body)
+    assert receipt.outcome is Outcome.ACCEPTED and receipt.event_id is not None
+
+    async def scenario() -> int:
+        working = asyncio.create_task(first.run_pending())
+        await started.wait()  # the first worker has claimed the event and runs its handler
+        claimed_by_rival = 0
+        while not working.done():
+            claimed_by_rival += await rival.run_pending()
+            await asyncio.sleep(0.05)
+        assert await working == 1
+        return claimed_by_rival
+
+    assert asyncio.run(scenario()) == 0
+    assert runs == ["first"]
+    stored = first.get(receipt.event_id)
+    assert stored is not None and stored.status is EventStatus.PROCESSED and stored.attempts == 1

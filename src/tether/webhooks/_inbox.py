@@ -11,6 +11,7 @@ retries from being processed twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import logging
@@ -82,8 +83,8 @@ class Inbox:
     the backoff jitter. Deliveries over
     ``max_body`` bytes answer 413 and over ``max_headers`` characters of headers 431. A provider event id is
     deduplicated for ``retention`` seconds (default 30 days; Stripe retries for 3). A handler run holds its event
-    for ``lease`` seconds: if the worker dies, another claims the event after that; a handler that may run longer
-    needs a longer lease. After ``max_attempts`` failed runs an event is ``dead`` until replayed; between runs it
+    for ``lease`` seconds, renewed every third of it while the handler runs: if the worker dies, another claims the
+    event once the lease ends, and a handler may run longer than the lease. After ``max_attempts`` failed runs an event is ``dead`` until replayed; between runs it
     waits ``backoff`` (full jitter). ``busy_timeout`` is how long a SQLite write waits for another writer, or
     the PostgreSQL connect timeout.
 
@@ -313,14 +314,49 @@ class Inbox:
         )
         for event_id in claimed.dead:
             logger.warning("Webhook event %s is dead: its worker stopped on the last attempt", event_id)
-        succeeded = [event.id for event in claimed.events if await self._run(event)]
-        if succeeded:
-            lost = await asyncio.to_thread(
-                self._store.complete_many, succeeded, owner=self._owner, now=self._clock.time()
-            )
-            for event_id in lost:
-                logger.warning("Webhook event %s finished after its lease expired; another worker owns it", event_id)
+        if not claimed.events:
+            return 0
+        held = {event.id for event in claimed.events}  # leased to this worker and not yet released
+        renewing = asyncio.create_task(self._keep_leases(held), name="tether-inbox-lease-renewal")
+        try:
+            succeeded = []
+            for event in claimed.events:
+                if await self._run(event):
+                    succeeded.append(event.id)
+                else:
+                    held.discard(event.id)  # fail() released it
+            if succeeded:
+                lost = await asyncio.to_thread(
+                    self._store.complete_many, succeeded, owner=self._owner, now=self._clock.time()
+                )
+                for event_id in lost:
+                    logger.warning("Webhook event %s finished after losing its lease; another worker owns it", event_id)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
         return len(claimed.events)
+
+    async def _keep_leases(self, held: set[int]) -> None:
+        """Every third of the lease (real time), extend the leases of the batch's unreleased events.
+
+        A handler may thus run longer than ``lease`` without another worker taking its event; only a worker that
+        stops renewing (it died, or its event loop is blocked for a whole lease) loses them.
+        """
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            if not held:
+                continue
+            try:
+                lost = await asyncio.to_thread(
+                    self._store.renew, sorted(held), owner=self._owner, until=self._clock.time() + self._lease
+                )
+            except Exception as exc:  # the store is down: the next renewal may reach it before the leases end
+                logger.warning("Could not renew webhook event leases: %s", _describe(exc))
+                continue
+            for event_id in lost:
+                held.discard(event_id)
+                logger.warning("Webhook event %s lost its lease while running; another worker may run it", event_id)
 
     async def _run(self, event: InboxEvent) -> bool:
         """Run ``event``'s handlers; ``True`` when they all succeeded, else its failure is recorded."""

@@ -184,6 +184,17 @@ class PostgresInboxStore:
                     lost.append(event_id)
         return lost
 
+    def renew(self, event_ids: Sequence[int], *, owner: str, until: float) -> list[int]:
+        """Extend ``owner``'s leases on these processing events to ``until``; return the ids it no longer holds."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE webhook_events SET lease_expires_at = %s "
+                "WHERE lease_owner = %s AND status = 'processing' AND id = ANY(%s) RETURNING id",
+                (until, owner, list(event_ids)),
+            ).fetchall()
+        held = {event_id for (event_id,) in rows}
+        return [event_id for event_id in event_ids if event_id not in held]
+
     def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
         """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""
         status = "dead" if retry_at is None else "pending"

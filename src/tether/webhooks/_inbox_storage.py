@@ -88,6 +88,10 @@ class InboxStore(Protocol):
         """Mark leased events processed in one transaction; return the ids ``owner`` no longer held a lease on."""
         ...
 
+    def renew(self, event_ids: Sequence[int], *, owner: str, until: float) -> list[int]:
+        """Extend ``owner``'s leases on these processing events to ``until``; return the ids it no longer holds."""
+        ...
+
     def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
         """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""
         ...

@@ -172,6 +172,20 @@ class SQLiteInboxStore:
                 done.update(event_id for (event_id,) in rows)
         return [event_id for event_id in event_ids if event_id not in done]
 
+    def renew(self, event_ids: Sequence[int], *, owner: str, until: float) -> list[int]:
+        """Extend ``owner``'s leases on these processing events to ``until``; return the ids it no longer holds."""
+        held: set[int] = set()
+        with self._transaction() as db:
+            for start in range(0, len(event_ids), _IDS_PER_STATEMENT):
+                chunk = list(event_ids[start : start + _IDS_PER_STATEMENT])
+                rows = db.execute(
+                    "UPDATE webhook_events SET lease_expires_at = ? WHERE lease_owner = ? "  # noqa: S608
+                    f"AND status = 'processing' AND id IN ({', '.join('?' * len(chunk))}) RETURNING id",
+                    (until, owner, *chunk),
+                ).fetchall()
+                held.update(event_id for (event_id,) in rows)
+        return [event_id for event_id in event_ids if event_id not in held]
+
     def fail(self, event_id: int, *, owner: str, error: str, retry_at: float | None) -> bool:
         """Record a failed run: pending again from ``retry_at``, or dead when ``retry_at`` is ``None``."""
         status = "dead" if retry_at is None else "pending"
