@@ -84,9 +84,9 @@ class Inbox:
     ``max_body`` bytes answer 413 and over ``max_headers`` characters of headers 431. A provider event id is
     deduplicated for ``retention`` seconds (default 30 days; Stripe retries for 3). A handler run holds its event
     for ``lease`` seconds, renewed every third of it while the handler runs: if the worker dies, another claims the
-    event once the lease ends, and a handler may run longer than the lease. After ``max_attempts`` failed runs an event is ``dead`` until replayed; between runs it
-    waits ``backoff`` (full jitter). ``busy_timeout`` is how long a SQLite write waits for another writer, or
-    the PostgreSQL connect timeout.
+    event once the lease ends, and a handler may run longer than the lease. After ``max_attempts`` failed runs an
+    event is ``dead`` until replayed; between runs it waits ``backoff`` (full jitter). ``busy_timeout`` is how long
+    a SQLite write waits for another writer, or the PostgreSQL connect timeout.
 
     ``unhandled`` says what happens to a delivery none of *this* inbox's handlers wants: ``"pending"`` (the
     default) stores it for a worker, which marks it processed if no handler wants it when it runs (workers in
