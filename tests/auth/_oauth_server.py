@@ -349,7 +349,8 @@ class _QuietHandler(WSGIRequestHandler):
 class AuthServer:
     """The server; ``url`` is its origin (``http://127.0.0.1:PORT``), which is also its issuer."""
 
-    def __init__(self, *, access_lifetime: int = 3600) -> None:
+    def __init__(self, *, access_lifetime: int = 3600, rfc8414_only: bool = False) -> None:
+        self.rfc8414_only = rfc8414_only  # serve /.well-known/oauth-authorization-server instead of the OIDC one
         self.lock = threading.Lock()
         self.clients: dict[str, RegisteredClient] = {}
         self.codes: dict[str, Code] = {}
@@ -428,7 +429,9 @@ class AuthServer:
     def _route(self, environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:  # noqa: PLR0911
         path = environ["PATH_INFO"]
         request = self._request(environ)
-        if path == "/.well-known/openid-configuration":
+        if path == "/.well-known/openid-configuration" and not self.rfc8414_only:
+            return _json(200, self.metadata())
+        if path == "/.well-known/oauth-authorization-server" and self.rfc8414_only:
             return _json(200, self.metadata())
         if path == "/jwks":
             return _json(200, KeySet(list(self.keys)).as_dict(private=False))

@@ -19,6 +19,7 @@ from tether.auth import (
     TokenSet,
     Vault,
     connection_client,
+    disconnect,
     discover,
     discover_sync,
     generate_key_setting,
@@ -61,6 +62,17 @@ async def test_discovery_reads_the_providers_metadata(server: AuthServer) -> Non
     assert provider.code_challenge_methods == ("S256",)
     with tether.Client() as sync_http:
         assert discover_sync(server.url, sync_http) == provider
+
+
+async def test_discovery_falls_back_to_rfc8414_metadata() -> None:
+    """A plain OAuth server (no OIDC document): the RFC 8414 location is tried next."""
+    plain = AuthServer(rfc8414_only=True)
+    try:
+        async with tether.AsyncClient() as http:
+            provider = await discover(plain.url, http)
+        assert provider.token_url == plain.url + "/token"
+    finally:
+        plain.close()
 
 
 async def test_code_flow_with_pkce_and_oidc_then_a_call_with_the_stored_connection(
@@ -267,15 +279,16 @@ async def test_refresh_rotates_and_the_old_refresh_token_is_dead(server: AuthSer
 
 
 async def test_revocation_on_disconnect(server: AuthServer, vault: Vault) -> None:
-    """RFC 7009: the refresh token is revoked; it no longer refreshes and its access token is refused."""
+    """disconnect(): RFC 7009 revokes the refresh token, then the connection is forgotten; the grant is dead."""
     app = web_app(server, scopes=("read",))
     tokens = await _connect(server, app, vault)
     assert tokens.refresh_token is not None
     async with tether.AsyncClient() as http:
-        assert await run_flow(app.revoke_flow(tokens.refresh_token), http) is True
+        assert await disconnect(app, vault, "user-1", http) is True
+        assert await disconnect(app, vault, "user-1", http) is False  # already gone: nothing sent
         with pytest.raises(InvalidGrant):
             await run_flow(app.refresh_flow(tokens.refresh_token), http)
-    vault.delete("user-1", "acme")
+    assert vault.list() == []
     assert server.ledger.revocations == ["refresh_token"]
     async with tether.AsyncClient(server.url, auth=tether.Bearer(tokens.access_token)) as api:
         with pytest.raises(Unauthorized):

@@ -22,16 +22,15 @@ CALLS = 50
 
 
 def test_one_refresh_reaches_the_server_however_many_processes_and_calls_need_it(
-    server: AuthServer, tmp_path: Path
+    server: AuthServer, location: str | Path
 ) -> None:
     """Exactly one refresh request reaches the server, all 400 calls succeed, and no invalid_grant is seen.
 
     The server rotates refresh tokens and answers a reused one with invalid_grant, so a second refresh with the
-    same token would show up both as a second refresh and as an invalid_grant.
+    same token would show up both as a second refresh and as an invalid_grant. Runs on SQLite and PostgreSQL.
     """
     import tether
 
-    location = tmp_path / "tether.db"
     key_setting = generate_key_setting("a")
     app = web_app(server, scopes=("read",))
     with Vault(location, keyring=parse_keyring(key_setting)) as vault, tether.Client() as http:

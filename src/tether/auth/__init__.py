@@ -27,7 +27,15 @@ if TYPE_CHECKING:
     from tether.auth._oauth_id_token import JWKSCache
     from tether.auth._oauth_jwt_bearer import JWTBearer
     from tether.auth._oauth_provider import Provider
-    from tether.auth._oauth_run import connection_client, discover, discover_sync, run_flow, run_flow_sync
+    from tether.auth._oauth_run import (
+        connection_client,
+        disconnect,
+        disconnect_sync,
+        discover,
+        discover_sync,
+        run_flow,
+        run_flow_sync,
+    )
     from tether.auth._oauth_state import MemoryStateStore, PendingAuthorization, StateStore
     from tether.auth._oauth_state_sql import SQLStateStore
     from tether.auth._vault import Vault
@@ -63,6 +71,8 @@ __all__ = [
     "Vault",
     "WaitFor",
     "connection_client",
+    "disconnect",
+    "disconnect_sync",
     "discover",
     "discover_sync",
     "generate_key_setting",
@@ -84,6 +94,8 @@ _LAZY = {
     "SQLStateStore": "tether.auth._oauth_state_sql",
     "StateStore": "tether.auth._oauth_state",
     "connection_client": "tether.auth._oauth_run",
+    "disconnect": "tether.auth._oauth_run",
+    "disconnect_sync": "tether.auth._oauth_run",
     "discover": "tether.auth._oauth_run",
     "discover_sync": "tether.auth._oauth_run",
     "run_flow": "tether.auth._oauth_run",

@@ -220,8 +220,6 @@ class OAuthApp:
             "redirect_uri": pending.redirect_uri,
             "code_verifier": pending.code_verifier,
         }
-        if self._client.method != "none":
-            form["client_id"] = self.client_id  # RFC 6749 §4.1.3 asks for it when the client is not authenticated
         response = yield token_request(self.provider.token_url, self._client, form)
         granted = read_token_response(response, now=self.clock.time(), doing="the authorization code exchange")
         claims = None

@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from tether.auth._vault import Vault
     from tether.client import AsyncClient, Client
 
-__all__ = ["connection_client", "discover", "discover_sync", "run_flow", "run_flow_sync"]
+__all__ = [
+    "connection_client",
+    "disconnect",
+    "disconnect_sync",
+    "discover",
+    "discover_sync",
+    "run_flow",
+    "run_flow_sync",
+]
 
 T = TypeVar("T")
 
@@ -67,6 +75,35 @@ async def discover(issuer: str, client: AsyncClient) -> Provider:
 def discover_sync(issuer: str, client: Client) -> Provider:
     """:func:`discover` with a blocking client."""
     return run_flow_sync(discovery_flow(issuer), client)
+
+
+def _disconnect_flow(app: OAuthApp, vault: Vault, connection_id: str) -> Generator[Request, Response, bool]:
+    from tether.errors import ConnectionNotFound
+
+    try:
+        tokens = vault.get(connection_id, app.integration).tokens
+    except ConnectionNotFound:
+        return False
+    if tokens.refresh_token is not None:
+        yield from app.revoke_flow(tokens.refresh_token, "refresh_token")
+    else:
+        yield from app.revoke_flow(tokens.access_token, "access_token")
+    return vault.delete(connection_id, app.integration)
+
+
+async def disconnect(app: OAuthApp, vault: Vault, connection_id: str, client: AsyncClient) -> bool:
+    """Revoke a stored connection's grant at the provider (RFC 7009), then forget it; whether it existed.
+
+    The refresh token is revoked (which ends the grant's access tokens at most providers), or the access token
+    when there is none. A provider without a revocation endpoint is not contacted. A revocation error is raised
+    and the connection kept, so the caller can retry.
+    """
+    return await run_flow(_disconnect_flow(app, vault, connection_id), client)
+
+
+def disconnect_sync(app: OAuthApp, vault: Vault, connection_id: str, client: Client) -> bool:
+    """:func:`disconnect` with a blocking client."""
+    return run_flow_sync(_disconnect_flow(app, vault, connection_id), client)
 
 
 def connection_client(
