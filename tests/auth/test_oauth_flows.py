@@ -412,3 +412,13 @@ async def test_in_memory_tokens_with_a_dead_refresh_token_raise_needs_reauth(ser
         with pytest.raises(NeedsReauth):
             await api.get("/api/me")
     assert server.ledger.refreshes == 1
+
+
+async def test_a_callback_naming_another_issuer_is_refused(server: AuthServer) -> None:
+    """RFC 9207 mix-up defence: an ``iss`` parameter that is not our provider's stops the flow before the exchange."""
+    app = web_app(server, scopes=("read",))
+    params = consent(app.authorization_url(session="s", connection_id="c"))
+    async with tether.AsyncClient() as http:
+        with pytest.raises(InvalidState, match="names issuer"):
+            await run_flow(app.finish_flow(session="s", params={**params, "iss": "https://evil.example"}), http)
+    assert server.ledger.grants == []
