@@ -32,6 +32,16 @@
     │   │                              field, or its key id now names a different key
     │   ├── ConnectionNotFound         no connection has that id for that integration (also a LookupError)
     │   └── StaleConnection            a compare-and-swap lost: another writer changed the connection first
+    ├── OAuthError                     an OAuth 2.0 / OIDC step failed; ``error`` holds the RFC 6749 code if any
+    │   ├── InvalidGrant               the code, refresh token or assertion is invalid, expired or revoked
+    │   ├── InvalidClient              the provider did not accept the client id / secret / assertion
+    │   ├── InvalidScope               a requested scope is unknown or not allowed for this client
+    │   ├── UnauthorizedClient         this client may not use that grant type
+    │   ├── AccessDenied               the person (or the provider) refused consent
+    │   ├── InvalidState               the callback's ``state`` is unknown, replayed, expired or from another session
+    │   ├── IDTokenInvalid             an OIDC ID token failed validation (signature, issuer, audience, expiry, nonce)
+    │   ├── DiscoveryFailed            the provider's metadata could not be fetched or is unusable
+    │   └── NeedsReauth                the connection's grant is dead: a person must connect the account again
     └── WebhookVerificationError       an incoming webhook failed verification: answer 401, do not process it
         ├── MissingSignatureHeader     a header the scheme needs is absent or empty
         ├── MalformedSignatureHeader   a header is present but not in the scheme's format
@@ -59,6 +69,7 @@ if TYPE_CHECKING:
     from tether._models import Response
 
 __all__ = [
+    "AccessDenied",
     "BadRequest",
     "BulkheadFull",
     "ClientError",
@@ -69,12 +80,20 @@ __all__ = [
     "ConnectionNotFound",
     "DeadlineExceeded",
     "DecryptionFailed",
+    "DiscoveryFailed",
     "Forbidden",
     "HTTPStatusError",
+    "IDTokenInvalid",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidScope",
+    "InvalidState",
     "MalformedSecretKey",
     "MalformedSignatureHeader",
     "MissingSignatureHeader",
+    "NeedsReauth",
     "NotFound",
+    "OAuthError",
     "PaginationError",
     "RateLimited",
     "ReadError",
@@ -90,6 +109,7 @@ __all__ = [
     "TransportError",
     "TransportTimeout",
     "Unauthorized",
+    "UnauthorizedClient",
     "UnknownKeyId",
     "Unprocessable",
     "VaultError",
@@ -458,6 +478,97 @@ class StaleConnection(VaultError):
     def __init__(self, summary: str, *, current_version: int | None = None, **context: object) -> None:
         super().__init__(summary, **context)  # type: ignore[arg-type]
         self.current_version = current_version
+
+
+class OAuthError(TetherError):
+    """An OAuth 2.0 or OpenID Connect step failed.
+
+    ``error`` is the RFC 6749 §5.2 / §4.1.2.1 error code the provider sent (``invalid_grant``, ...), or ``None``
+    when tether itself refused; ``description`` is the provider's ``error_description``, redacted and bounded.
+    ``status_code`` is the token endpoint's HTTP status, when there was one. Never holds a token or a secret.
+    """
+
+    advice: ClassVar[str] = "Check the integration's client id, secret, URLs and scopes against the provider's console."
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        error: str | None = None,
+        description: str | None = None,
+        status_code: int | None = None,
+        **context: object,
+    ) -> None:
+        super().__init__(summary, **context)  # type: ignore[arg-type]
+        self.error = error
+        self.description = redact_text(description)[:300] if description else None
+        self.status_code = status_code
+
+
+class InvalidGrant(OAuthError):
+    """The authorization code, refresh token or assertion was refused (``invalid_grant``)."""
+
+    advice = (
+        "The grant is invalid, expired or revoked: for a refresh token, the account must be connected again; for "
+        "an authorization code, start the flow again (codes are single-use and short-lived)."
+    )
+
+
+class InvalidClient(OAuthError):
+    """The provider did not authenticate the client (``invalid_client``)."""
+
+    advice = (
+        "Check client_id and client_secret (or the signing key of the client assertion) and the client "
+        "authentication method the provider expects (client_secret_basic or client_secret_post)."
+    )
+
+
+class InvalidScope(OAuthError):
+    """A requested scope is unknown, malformed or beyond what the client may ask (``invalid_scope``)."""
+
+    advice = "Request only scopes the provider documents and the app registration allows."
+
+
+class UnauthorizedClient(OAuthError):
+    """The client may not use this grant type (``unauthorized_client`` or ``unsupported_grant_type``)."""
+
+    advice = "Enable this grant type for the app in the provider's console, or use another flow."
+
+
+class AccessDenied(OAuthError):
+    """The resource owner or the provider refused the authorization request (``access_denied``)."""
+
+    advice = "The person declined (or may not grant) the requested access; offer to connect again."
+
+
+class InvalidState(OAuthError):
+    """An authorization callback's ``state`` is unknown (forged), already used, expired, or from another session."""
+
+    advice = (
+        "Do not exchange the code. Start the connection again from the same browser session, and finish it within "
+        "the state's lifetime (10 minutes by default)."
+    )
+
+
+class IDTokenInvalid(OAuthError):
+    """An OpenID Connect ID token failed validation; nothing it claims was used."""
+
+    advice = (
+        "Check the integration's issuer and client_id; if the provider rotated its signing keys, tether re-fetched "
+        "its JWKS once. A token that still fails may have been tampered with or replayed."
+    )
+
+
+class DiscoveryFailed(OAuthError):
+    """The provider's metadata (``/.well-known/...``) could not be fetched, parsed, or does not match its issuer."""
+
+    advice = "Check the issuer URL, or configure authorize_url and token_url explicitly."
+
+
+class NeedsReauth(OAuthError):
+    """The connection's grant is confirmed dead (status ``needs_reauth``): tether will not refresh it again."""
+
+    advice = "Ask the account's owner to connect again; the stored tokens cannot be refreshed."
 
 
 _STATUS_CLASSES: dict[int, type[HTTPStatusError]] = {

@@ -12,6 +12,7 @@ Names follow ``thing.started / .completed / .failed``:
 ``retry.suppressed`` a retry was refused by the retry budget (:class:`RetrySuppressed`)
 ``call.completed``   the call returned a response (:class:`CallCompleted`)
 ``call.failed``      the call gave up and raises ``error`` (:class:`GaveUp`)
+``connection.needs_reauth`` a stored OAuth connection's grant is confirmed dead (:class:`ConnectionNeedsReauth`)
 ==================== ===================================================================
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "AttemptStarted",
     "CallCompleted",
     "CircuitChanged",
+    "ConnectionNeedsReauth",
     "Event",
     "GaveUp",
     "Hook",
@@ -93,6 +95,19 @@ class CircuitChanged(Event):
     name: ClassVar[str] = "circuit.changed"
     key: str
     phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionNeedsReauth(Event):
+    """Connection ``connection_id`` of ``integration`` was marked ``needs_reauth``: ``reason`` says why.
+
+    ``method`` and ``url`` are the refresh request's (the token endpoint, redacted). A person must connect again.
+    """
+
+    name: ClassVar[str] = "connection.needs_reauth"
+    integration: str
+    connection_id: str
+    reason: str
 
 
 class Hook(Protocol):

@@ -37,3 +37,34 @@ def test_import_tether_does_not_load_the_vault_cryptography_or_sqlite() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
     assert tether.auth.Vault.__name__ == "Vault"
+
+
+def test_import_tether_auth_does_not_load_authlib_or_joserfc() -> None:
+    """The OAuth names resolve on first use too: Authlib and joserfc load only when OAuth is used."""
+    import subprocess
+    import sys
+
+    heavy = ("authlib", "joserfc", "tether.auth._oauth_app", "tether.auth._oauth2")
+    code = f"import sys, tether, tether.auth; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    assert tether.auth.OAuth2.__name__ == "OAuth2"
+
+
+def test_oauth_errors_form_one_tree() -> None:
+    """Each OAuth failure is its own type under OAuthError, exported from tether.errors."""
+    names = (
+        "InvalidGrant",
+        "InvalidClient",
+        "InvalidScope",
+        "UnauthorizedClient",
+        "AccessDenied",
+        "InvalidState",
+        "IDTokenInvalid",
+        "DiscoveryFailed",
+        "NeedsReauth",
+    )
+    for name in names:
+        assert name in tether.errors.__all__
+        assert issubclass(getattr(tether.errors, name), tether.errors.OAuthError)
+    assert "OAuthError" in tether.errors.__all__

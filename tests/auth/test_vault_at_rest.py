@@ -100,7 +100,7 @@ def test_no_token_in_the_postgres_table_text(
 
 
 def test_an_inbox_database_from_before_the_vault_keeps_opening(tmp_path: Path, key_a: str) -> None:
-    """A file at schema version 1 (inbox only, with an event) opens as a vault and as an inbox, gaining step 2."""
+    """A file at schema version 1 (inbox only, with an event) opens as a vault and as an inbox, gaining steps 2-3."""
     from tether.webhooks import Inbox
 
     path = tmp_path / "tether.db"
@@ -123,7 +123,7 @@ def test_an_inbox_database_from_before_the_vault_keeps_opening(tmp_path: Path, k
     with Inbox(path) as inbox:
         assert [event.provider_event_id for event in inbox.events()] == ["evt_1"]
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM tether_migrations ORDER BY version").fetchall() == [(1,), (2,)]
+    assert db.execute("SELECT version FROM tether_migrations ORDER BY version").fetchall() == [(1,), (2,), (3,)]
     db.close()
 
 

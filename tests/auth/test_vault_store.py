@@ -311,4 +311,5 @@ def test_another_module_cannot_mistake_a_vault_database_for_empty(tmp_path: Path
         assert db.execute("SELECT version, name FROM tether_migrations ORDER BY version").fetchall() == [
             (1, "webhook inbox"),
             (2, "connections vault"),
+            (3, "oauth states"),
         ]

@@ -12,7 +12,7 @@ from tether import Headers, Policy, Request, Response
 from tether.client import CallEnv, Send, Sleep, call_flow
 from tether.client._flow import WaitTurn
 from tether.errors import BulkheadFull, CircuitOpen, DeadlineExceeded
-from tether.policies import CLOSED_ADMISSION, Bulkhead, CircuitBreaker, Compartment, RateLimit
+from tether.policies import CLOSED_ADMISSION, Bulkhead, CircuitBreaker, Compartment, RateLimit, Ticket
 from tether.testing import FakeClock
 
 Flow = Generator[Any, Any, Response]
@@ -63,6 +63,7 @@ def test_a_queued_call_waits_for_its_turn_then_sends() -> None:
     assert isinstance(waiting, WaitTurn)
     assert waiting.timeout == pytest.approx(10.0)  # no max_wait: as long as the deadline allows
     assert _finish(first, sending).status_code == 200
+    assert isinstance(waiting.ticket, Ticket)  # a bulkhead's ticket (an auth flow's WaitFor gives a Signal)
     assert waiting.ticket.granted  # the slot was handed over as the first request ended
     assert isinstance(second.send(True), Send)
     assert _compartment(env).active == 1

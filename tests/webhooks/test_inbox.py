@@ -419,6 +419,7 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path, clo
     assert db.execute("SELECT version, name FROM tether_migrations").fetchall() == [
         (1, "webhook inbox"),
         (2, "connections vault"),
+        (3, "oauth states"),
     ]
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.execute("INSERT INTO tether_migrations VALUES (99, 'future', 0)")

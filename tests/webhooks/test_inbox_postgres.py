@@ -66,6 +66,7 @@ def test_schema_is_migrated_once_into_the_same_versioned_table_and_newer_is_refu
         assert db.execute("SELECT version, name FROM tether_migrations").fetchall() == [
             (1, "webhook inbox"),
             (2, "connections vault"),
+            (3, "oauth states"),
         ]
         db.execute("INSERT INTO tether_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
     with pytest.raises(ConfigurationError, match="newer than this tether"):

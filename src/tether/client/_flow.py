@@ -27,6 +27,7 @@ from tether._logging import logger, logging_hook
 from tether._models import Request, Response
 from tether._redaction import redact_url
 from tether.auth import Auth, StaticAuth
+from tether.auth._protocol import Signal, WaitFor
 from tether.client._redirects import REDIRECT_STATUSES, follow
 from tether.errors import (
     BulkheadFull,
@@ -100,7 +101,7 @@ class Sleep:
 class WaitTurn:
     """Action: wait until ``ticket`` is granted, at most ``timeout`` seconds (``None``: no limit)."""
 
-    ticket: Ticket
+    ticket: Ticket | Signal
     timeout: float | None
 
 
@@ -314,6 +315,10 @@ def _authenticated(
     flow = auth.auth_flow(request)
     outgoing = next(flow)
     while True:
+        if isinstance(outgoing, WaitFor):  # e.g. another call's token refresh: the driver waits, the flow re-checks
+            yield WaitTurn(outgoing.signal, outgoing.timeout)
+            outgoing = next(flow)
+            continue
         response = yield from _attempts(outgoing, policy, env, stats, final=False)
         try:
             outgoing = flow.send(response)

@@ -84,6 +84,28 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX connections_key_id ON connections (key_id)",
         ),
     ),
+    (
+        3,
+        "oauth states",
+        (
+            # Pending authorization flows (tether.auth._oauth_state): filed under the SHA-256 of state; taken with
+            # DELETE ... RETURNING, so a state is used once. The PKCE verifier lives here for at most the state's
+            # lifetime; without the code and the client's credentials it redeems nothing.
+            """CREATE TABLE oauth_states (
+                state_key TEXT PRIMARY KEY,
+                session_hash TEXT NOT NULL,
+                integration TEXT NOT NULL,
+                connection_id TEXT NOT NULL,
+                redirect_uri TEXT NOT NULL,
+                code_verifier TEXT NOT NULL,
+                nonce TEXT,
+                scopes TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX oauth_states_expires ON oauth_states (expires_at)",
+        ),
+    ),
 )
 """``(version, name, statements)`` in order; append, never edit, once released."""
 
