@@ -183,8 +183,9 @@ token_url = "http://localhost:9000/token"
 def test_environment_defaults_to_development(tmp_path: Path) -> None:
     settings = load_config(_write(tmp_path, GITHUB))
     assert settings.environment == "development"
-    assert settings.integration("github") is not None
-    assert settings.integration("github").scopes == ("repo", "read:user")  # type: ignore[union-attr]
+    github = settings.integration("github")
+    assert github is not None
+    assert github.scopes == ("repo", "read:user")
 
 
 def test_resolve_reads_client_secret_env_tether_env_and_admin_token(tmp_path: Path) -> None:

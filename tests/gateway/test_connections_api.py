@@ -110,8 +110,11 @@ def test_development_creates_a_private_key_file_beside_the_database(
     folder = tmp_path / "state"
     folder.mkdir()
     settings = _settings(folder, database=folder / "gw.db")
-    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
+    with caplog.at_level(logging.DEBUG), TestClient(create_app(settings)) as client:
         assert client.get("/healthz").status_code == 200
+        assert client.get("/connections", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+        assert client.get("/connections", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    _assert_no_secret(caplog.text)  # neither the admin token nor the integrations' client secret is logged
     key_file = folder / "tether.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert "DEVELOPMENT KEY CREATED" in caplog.text
