@@ -69,24 +69,45 @@ def serve(
     config: ConfigOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Run the gateway (SQLite state in the working folder by default). Stops cleanly on SIGTERM/SIGINT."""
+    """Run the gateway (SQLite state in the working folder by default). Stops cleanly on SIGTERM/SIGINT.
+
+    The vault's key comes from TETHER_SECRET_KEY or TETHER_SECRET_KEY_FILE; in development (the default, or
+    TETHER_ENV=development) a key file tether.key is created beside the database when neither is set; in production
+    (TETHER_ENV=production or [gateway] environment) the gateway refuses to start without one.
+    """
     import dataclasses
+    import os
     import signal
+    import sqlite3
 
     import uvicorn
 
+    from tether.errors import ConfigurationError
     from tether.gateway import create_app
+    from tether.gateway.app import check_database, load_gateway_keyring
 
     settings = _settings(config, resolve_secrets=True)
     if database is not None:
         settings = dataclasses.replace(settings, database=database)
+    # Checked here, before the server starts, so that a failure is one message and an exit status, not a traceback
+    # from the lifespan.
+    try:
+        check_database(settings)
+    except sqlite3.Error as exc:
+        typer.echo(f"Error: cannot use the database {str(settings.database)!r}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        keyring = load_gateway_keyring(settings, os.environ)
+    except ConfigurationError as exc:
+        typer.echo(f"Configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handlers that were in place
     # before it started. Those are these no-ops, so a completed graceful shutdown exits 0 instead of dying by signal.
     for handled in (signal.SIGTERM, signal.SIGINT):
         signal.signal(handled, lambda *_: None)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, keyring=keyring),
         host=host,
         port=port,
         log_level=log_level,
@@ -310,8 +331,9 @@ def keys_rotate(
 ) -> None:
     """Re-encrypt every stored token under the newest key of TETHER_SECRET_KEY (resumable: re-run after a stop).
 
-    Keys come from TETHER_SECRET_KEY, else TETHER_SECRET_KEY_FILE, else ./tether.key (the development key); this
-    command never creates a key. Exit status 1 when a row cannot be opened with the configured keys.
+    Keys come from TETHER_SECRET_KEY, else TETHER_SECRET_KEY_FILE, else tether.key beside the SQLite database (the
+    development key `tether serve` creates); this command never creates a key. Exit status 1 when a row cannot be
+    opened with the configured keys.
     """
     import json
     import os
@@ -320,11 +342,13 @@ def keys_rotate(
     from tether.errors import ConfigurationError, VaultError
 
     location: str | Path = database if database is not None else _settings(config, resolve_secrets=False).database
-    if not (isinstance(location, str) and "://" in location) and not Path(location).is_file():
+    is_url = isinstance(location, str) and "://" in location
+    if not is_url and not Path(location).is_file():
         typer.echo(f"No vault database at {location} (pass --database or set [gateway] database).", err=True)
         raise typer.Exit(1)
+    key_file = Path("tether.key") if is_url else Path(location).parent / "tether.key"
     try:
-        keyring = load_keyring(environment="development", environ=os.environ, create=False)
+        keyring = load_keyring(environment="development", environ=os.environ, key_file=key_file, create=False)
     except ConfigurationError as exc:
         typer.echo(f"Configuration error: {exc}", err=True)
         raise typer.Exit(2) from None

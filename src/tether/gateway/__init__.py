@@ -1,6 +1,6 @@
-"""The gateway: an ASGI app answering health checks and receiving webhooks into the durable inbox."""
+"""The gateway: an ASGI app for health checks, webhooks into the durable inbox, and the connections API."""
 
 from tether.gateway.app import create_app
-from tether.gateway.config import GatewaySettings, WebhookSource, load_config
+from tether.gateway.config import GatewaySettings, Integration, WebhookSource, load_config
 
-__all__ = ["GatewaySettings", "WebhookSource", "create_app", "load_config"]
+__all__ = ["GatewaySettings", "Integration", "WebhookSource", "create_app", "load_config"]

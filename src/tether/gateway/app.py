@@ -5,6 +5,13 @@ start-up, so a gateway that cannot write its state fails at once rather than at 
 ``GET /healthz`` answers ``200 {"status": "ok", ...}`` while the database answers, ``503`` otherwise.
 ``POST /webhooks/{NAME}`` receives the webhooks of each configured source into the durable inbox (in the same
 SQLite file); any other NAME answers ``404``. The inbox worker runs handlers in a task owned by the lifespan.
+
+At start-up the vault's keys are loaded by the environment's policy (:func:`load_gateway_keyring`: production
+refuses to start without ``TETHER_SECRET_KEY``/``TETHER_SECRET_KEY_FILE``; development creates ``tether.key``
+beside the database) and the vault is opened on the same database, always, whether or not integrations are
+configured: ``GET /connections`` must show connections stored by the Python API or left by an integration since
+removed from the config, and the key policy must not depend on what is configured today.
+``GET /connections`` and ``GET /connections/{id}`` are in :mod:`tether.gateway.connections`.
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,10 +33,14 @@ from starlette.routing import Route
 from tether._version import __version__
 from tether.errors import ConfigurationError
 from tether.gateway.config import GatewaySettings
+from tether.gateway.connections import ConnectionsAPI
 from tether.webhooks import Inbox
 from tether.webhooks._inbox_asgi import InboxEndpoint, Receive, Scope, Send
 
-__all__ = ["GatewaySettings", "create_app"]
+if TYPE_CHECKING:
+    from tether.auth import Keyring, Vault
+
+__all__ = ["GatewaySettings", "check_database", "create_app", "load_gateway_keyring"]
 
 logger = logging.getLogger("tether.gateway")
 
@@ -35,13 +48,27 @@ _SHUTDOWN_GRACE = 5.0
 """Seconds a stopping worker may take to finish the handler it is running before it is cancelled."""
 
 
-def _check_database(settings: GatewaySettings) -> None:
+def check_database(settings: GatewaySettings) -> None:
+    """Open (creating) the gateway's SQLite database and run a query; raises :class:`sqlite3.Error` if it cannot."""
     connection = sqlite3.connect(settings.database, timeout=5)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("SELECT 1").fetchone()
     finally:
         connection.close()
+
+
+def load_gateway_keyring(settings: GatewaySettings, environ: Mapping[str, str]) -> Keyring:
+    """The vault's keys for ``settings.environment``: :func:`tether.auth.load_keyring` with ``settings.key_file``.
+
+    Raises :class:`tether.errors.SecretKeyRequired` in production without ``TETHER_SECRET_KEY`` or
+    ``TETHER_SECRET_KEY_FILE``, :class:`tether.errors.MalformedSecretKey` for a malformed setting (both are
+    :class:`ConfigurationError`). In development it creates the key file (mode 0600) when missing, and logs a
+    WARNING every time it uses it.
+    """
+    from tether.auth import load_keyring
+
+    return load_keyring(environment=settings.environment, environ=environ, key_file=settings.key_file)
 
 
 class _WebhookRouter:
@@ -90,8 +117,8 @@ _WEBHOOKS_PREFIX = "/webhooks/"
 
 
 def _open_inbox(settings: GatewaySettings, router: _WebhookRouter) -> Inbox:
-    _check_database(settings)
-    # The gateway's worker is the only one and it has no handlers: its deliveries are stored processed at once.
+    # The database was checked by _open_vault. The gateway's worker is the only one and it has no handlers: its
+    # deliveries are stored processed at once.
     inbox = Inbox(settings.database, unhandled="processed")
     for source in settings.sources:
         if not source.secrets:
@@ -104,26 +131,46 @@ def _open_inbox(settings: GatewaySettings, router: _WebhookRouter) -> Inbox:
     return inbox
 
 
-def create_app(settings: GatewaySettings | None = None, *, inbox: Inbox | None = None) -> Starlette:
+def _open_vault(settings: GatewaySettings, keyring: Keyring | None) -> Vault:
+    from tether.auth import Vault
+
+    check_database(settings)
+    keys = keyring if keyring is not None else load_gateway_keyring(settings, os.environ)
+    return Vault(settings.database, keyring=keys)
+
+
+def create_app(
+    settings: GatewaySettings | None = None, *, inbox: Inbox | None = None, keyring: Keyring | None = None
+) -> Starlette:
     """Build the gateway app for ``settings``.
 
-    The inbox (``settings.database``) is opened at start-up and closed at shutdown; pass ``inbox`` to use one
-    you own instead (its handlers run in the app's worker; the app does not close it).
+    At start-up the vault's keys are loaded (:func:`load_gateway_keyring` with ``os.environ``, unless ``keyring``
+    is given: ``tether serve`` loads them before starting the server, to report a missing key without a
+    traceback), then the vault and the inbox (both in ``settings.database``) are opened; both are closed at
+    shutdown. Pass ``inbox`` to use one you own instead (its handlers run in the app's worker; the app does not
+    close it).
     """
     settings = settings or GatewaySettings()
     router = _WebhookRouter()
+    connections = ConnectionsAPI(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if inbox is None:
-            opened = await asyncio.to_thread(_open_inbox, settings, router)
-        else:
-            await asyncio.to_thread(_check_database, settings)
-            opened = inbox
-            for source in settings.sources:
-                router.endpoints[source.name] = inbox.asgi(
-                    source.name, source.scheme, secret=source.secrets, url=source.url
-                )
+        vault = await asyncio.to_thread(_open_vault, settings, keyring)
+        try:
+            if inbox is None:
+                opened = await asyncio.to_thread(_open_inbox, settings, router)
+            else:
+                opened = inbox
+                for source in settings.sources:
+                    router.endpoints[source.name] = inbox.asgi(
+                        source.name, source.scheme, secret=source.secrets, url=source.url
+                    )
+        except BaseException:
+            vault.close()
+            raise
+        connections.vault = vault
+        connections.log_access_policy()
         stop = asyncio.Event()
         worker = asyncio.create_task(opened.work(idle=settings.worker_idle, stop=stop), name="tether-webhook-worker")
         try:
@@ -141,18 +188,25 @@ def create_app(settings: GatewaySettings | None = None, *, inbox: Inbox | None =
             except Exception:
                 logger.exception("The webhook worker failed")
             router.endpoints.clear()
+            connections.vault = None
             if inbox is None:
                 opened.close()
+            vault.close()
 
     async def healthz(request: Request) -> JSONResponse:
         try:
-            await asyncio.to_thread(_check_database, settings)
+            await asyncio.to_thread(check_database, settings)
         except sqlite3.Error as exc:
             return JSONResponse({"status": "unavailable", "database": "sqlite", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__, "database": "sqlite"})
 
     app = _Gateway(
-        routes=[Route("/healthz", healthz, methods=["GET"]), Route("/webhooks/{name}", router)],
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/webhooks/{name}", router),
+            Route("/connections", connections.list_endpoint, methods=["GET"]),
+            Route("/connections/{connection_id}", connections.show_endpoint, methods=["GET"]),
+        ],
         lifespan=lifespan,
     )
     app.webhooks = router
