@@ -6,41 +6,23 @@ cannot be reached the ``postgres`` cases skip and say so.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
+from tests._postgres import throwaway_schema
 from tether.webhooks import Inbox
 
-POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
 OpenInbox = Callable[..., Inbox]
-
-
-def _admin() -> Any:
-    psycopg = pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
-    try:
-        return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=2)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is unreachable at {POSTGRES_URL}: {exc}")
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose search_path is a schema made for this test alone, dropped (with its tables) afterwards."""
-    schema = f"tether_test_{uuid.uuid4().hex[:12]}"
-    admin = _admin()
-    try:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-        yield f"{POSTGRES_URL}?options={quote(f'-csearch_path={schema}')}"
-    finally:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.close()
+    with throwaway_schema() as (url, _):
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
