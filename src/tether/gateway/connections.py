@@ -74,7 +74,7 @@ class ConnectionsAPI:
                 ADMIN_TOKEN_ENV,
             )
 
-    def _refuse(self, request: Request) -> JSONResponse | None:
+    def refuse(self, request: Request) -> JSONResponse | None:
         """The error answer when ``request`` may not use the API, else ``None``."""
         if self._token is None:
             if self.settings.environment == "production":
@@ -107,7 +107,7 @@ class ConnectionsAPI:
         self, endpoint: Callable[[Request], Awaitable[JSONResponse]]
     ) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def guarded(request: Request) -> JSONResponse:
-            refused = self._refuse(request)
+            refused = self.refuse(request)
             return refused if refused is not None else await endpoint(request)
 
         return guarded
