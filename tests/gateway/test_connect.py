@@ -253,3 +253,15 @@ def test_a_refused_revocation_keeps_the_connection(gateway: TestClient, server: 
     assert refused.status_code == 502 and refused.json()["error"] == "revocation_failed"
     assert CLIENT_SECRET not in refused.text
     assert gateway.get("/connections/user-1", headers=admin).json()["status"] == "active"
+
+
+def test_discovery_runs_once_per_integration(gateway: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="tether")
+    for connection_id in ("a", "b", "c"):
+        _start(gateway, connection_id=connection_id)
+    fetched = [
+        record
+        for record in caplog.records
+        if record.name == "tether" and "openid-configuration: 200" in record.getMessage()
+    ]
+    assert len(fetched) == 1

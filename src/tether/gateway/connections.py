@@ -1,4 +1,6 @@
-"""The gateway's read-only connections API: ``GET /connections`` and ``GET /connections/{id}`` (JSON, never a token).
+"""The gateway's connections API: ``GET /connections`` and ``GET /connections/{id}`` (JSON, never a token).
+
+``DELETE /connections/{id}`` (revoke, then delete) is in :mod:`tether.gateway.oauth`, behind :meth:`refuse`.
 
 Both answer from the credentials vault the lifespan opens (:class:`tether.auth.Vault`, on the gateway's database),
 through :meth:`~tether.auth.Vault.list` and :meth:`~tether.auth.Vault.info`, which decrypt nothing: the bodies are
