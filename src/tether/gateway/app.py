@@ -11,7 +11,10 @@ refuses to start without ``TETHER_SECRET_KEY``/``TETHER_SECRET_KEY_FILE``; devel
 beside the database) and the vault is opened on the same database, always, whether or not integrations are
 configured: ``GET /connections`` must show connections stored by the Python API or left by an integration since
 removed from the config, and the key policy must not depend on what is configured today.
-``GET /connections`` and ``GET /connections/{id}`` are in :mod:`tether.gateway.connections`.
+``GET /connections`` and ``GET /connections/{id}`` are in :mod:`tether.gateway.connections`;
+``GET /connect/{integration}``, ``GET /oauth/callback`` and ``DELETE /connections/{id}`` in
+:mod:`tether.gateway.oauth`. Their outbound calls (discovery, token exchange, revocation) go through one
+:class:`tether.AsyncClient` the lifespan creates and closes; the OAuth state store is opened on the same database.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tether._clock import Clock
 from tether._version import __version__
 from tether.errors import ConfigurationError
 from tether.gateway.config import GatewaySettings
 from tether.gateway.connections import ConnectionsAPI
+from tether.gateway.oauth import CallbackQueryFilter, OAuthRoutes
 from tether.webhooks import Inbox
 from tether.webhooks._inbox_asgi import InboxEndpoint, Receive, Scope, Send
 
@@ -139,8 +144,13 @@ def _open_vault(settings: GatewaySettings, keyring: Keyring | None) -> Vault:
     return Vault(settings.database, keyring=keys)
 
 
-def create_app(
-    settings: GatewaySettings | None = None, *, inbox: Inbox | None = None, keyring: Keyring | None = None
+def create_app(  # noqa: PLR0915 the lifespan and the routes are wired here, in one place
+    settings: GatewaySettings | None = None,
+    *,
+    inbox: Inbox | None = None,
+    keyring: Keyring | None = None,
+    clock: Clock | None = None,
+    state_ttl: float | None = None,
 ) -> Starlette:
     """Build the gateway app for ``settings``.
 
@@ -148,16 +158,25 @@ def create_app(
     is given: ``tether serve`` loads them before starting the server, to report a missing key without a
     traceback), then the vault and the inbox (both in ``settings.database``) are opened; both are closed at
     shutdown. Pass ``inbox`` to use one you own instead (its handlers run in the app's worker; the app does not
-    close it).
+    close it). ``clock`` dates the OAuth flows and ``state_ttl`` is how long a started connection may take to
+    come back (default 10 minutes); both are for tests and special deployments.
     """
+    from tether.auth._oauth_app import DEFAULT_STATE_TTL
+    from tether.client import AsyncClient
+
     settings = settings or GatewaySettings()
     router = _WebhookRouter()
     connections = ConnectionsAPI(settings)
+    oauth = OAuthRoutes(
+        settings, connections, clock=clock, state_ttl=state_ttl if state_ttl is not None else DEFAULT_STATE_TTL
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         vault = await asyncio.to_thread(_open_vault, settings, keyring)
         try:
+            # Same database as the vault (already checked): the oauth_states table of the shared migrations.
+            await asyncio.to_thread(oauth.open_states)
             if inbox is None:
                 opened = await asyncio.to_thread(_open_inbox, settings, router)
             else:
@@ -167,9 +186,14 @@ def create_app(
                         source.name, source.scheme, secret=source.secrets, url=source.url
                     )
         except BaseException:
+            oauth.close()
             vault.close()
             raise
         connections.vault = vault
+        oauth.vault = vault
+        oauth.client = AsyncClient()
+        access_filter = CallbackQueryFilter()
+        logging.getLogger("uvicorn.access").addFilter(access_filter)
         connections.log_access_policy()
         stop = asyncio.Event()
         worker = asyncio.create_task(opened.work(idle=settings.worker_idle, stop=stop), name="tether-webhook-worker")
@@ -189,6 +213,12 @@ def create_app(
                 logger.exception("The webhook worker failed")
             router.endpoints.clear()
             connections.vault = None
+            oauth.vault = None
+            client, oauth.client = oauth.client, None
+            if client is not None:
+                await client.aclose()
+            oauth.close()
+            logging.getLogger("uvicorn.access").removeFilter(access_filter)
             if inbox is None:
                 opened.close()
             vault.close()
@@ -206,6 +236,9 @@ def create_app(
             Route("/webhooks/{name}", router),
             Route("/connections", connections.list_endpoint, methods=["GET"]),
             Route("/connections/{connection_id}", connections.show_endpoint, methods=["GET"]),
+            Route("/connections/{connection_id}", oauth.delete_endpoint, methods=["DELETE"]),
+            Route("/connect/{integration}", oauth.connect, methods=["GET"]),
+            Route("/oauth/callback", oauth.callback, methods=["GET"], name="oauth_callback"),
         ],
         lifespan=lifespan,
     )

@@ -1,4 +1,6 @@
-"""The gateway's read-only connections API: ``GET /connections`` and ``GET /connections/{id}`` (JSON, never a token).
+"""The gateway's connections API: ``GET /connections`` and ``GET /connections/{id}`` (JSON, never a token).
+
+``DELETE /connections/{id}`` (revoke, then delete) is in :mod:`tether.gateway.oauth`, behind :meth:`refuse`.
 
 Both answer from the credentials vault the lifespan opens (:class:`tether.auth.Vault`, on the gateway's database),
 through :meth:`~tether.auth.Vault.list` and :meth:`~tether.auth.Vault.info`, which decrypt nothing: the bodies are
@@ -74,7 +76,7 @@ class ConnectionsAPI:
                 ADMIN_TOKEN_ENV,
             )
 
-    def _refuse(self, request: Request) -> JSONResponse | None:
+    def refuse(self, request: Request) -> JSONResponse | None:
         """The error answer when ``request`` may not use the API, else ``None``."""
         if self._token is None:
             if self.settings.environment == "production":
@@ -107,7 +109,7 @@ class ConnectionsAPI:
         self, endpoint: Callable[[Request], Awaitable[JSONResponse]]
     ) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def guarded(request: Request) -> JSONResponse:
-            refused = self._refuse(request)
+            refused = self.refuse(request)
             return refused if refused is not None else await endpoint(request)
 
         return guarded
