@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,9 +47,11 @@ __all__ = ["server"]  # the fixture, re-exported for pytest
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    """A vault in a fresh SQLite file."""
-    return Vault(tmp_path / "tether.db", keyring=parse_keyring(generate_key_setting("a")))
+def vault(location: str | Path) -> Iterator[Vault]:
+    """A vault on this test's database: each vault-backed test runs on SQLite and on PostgreSQL (``location``)."""
+    opened = Vault(location, keyring=parse_keyring(generate_key_setting("a")))
+    yield opened
+    opened.close()
 
 
 async def test_discovery_reads_the_providers_metadata(server: AuthServer) -> None:
@@ -101,9 +104,9 @@ async def test_code_flow_with_pkce_and_oidc_then_a_call_with_the_stored_connecti
     assert server.ledger.refreshes == 0
 
 
-def test_code_flow_with_the_sync_client_and_a_sql_state_store(server: AuthServer, tmp_path: Path) -> None:
-    """The same flow, written once, driven by the blocking client; the state lives in SQLite."""
-    store = SQLStateStore(tmp_path / "tether.db")
+def test_code_flow_with_the_sync_client_and_a_sql_state_store(server: AuthServer, location: str | Path) -> None:
+    """The same flow, written once, driven by the blocking client; the state lives in SQLite or PostgreSQL."""
+    store = SQLStateStore(location)
     app = web_app(server, scopes=("read",), state_store=store)
     url = app.authorization_url(session="browser-1", connection_id="user-2")
     assert "nonce" not in parse_qs(urlsplit(url).query)
