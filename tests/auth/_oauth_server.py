@@ -9,7 +9,8 @@ One WSGI app in a thread (``wsgiref``, a thread per request) serves, on ``127.0.
   **rotation** (every refresh issues a new refresh token and revokes the one used; a reused one is answered
   ``invalid_grant``), and RFC 7523 JWT bearer;
 - ``/revoke`` (RFC 7009);
-- ``/api/me``: a resource that answers 200 for a live access token and 401 otherwise; ``/api/always401``.
+- ``/api/me``: a resource that answers 200 for a live access token and 401 otherwise; ``/api/always401``;
+- ``/userinfo`` (the OIDC ``userinfo_endpoint``): ``{"sub": USER}`` for a live access token, 401 otherwise.
 
 It counts what it received (``refreshes``, ``invalid_grants``, ``grants``) so tests can assert on the wire.
 """
@@ -457,12 +458,14 @@ class AuthServer:
             return cast("_Reply", self._server.create_token_response(request))
         if path == "/revoke":
             return cast("_Reply", self._server.create_endpoint_response("revocation", request))
-        if path in ("/api/me", "/api/always401"):
+        if path in ("/api/me", "/api/always401", "/userinfo"):
             with self.ledger.lock:
                 self.ledger.api_calls += 1
             authorization = request.headers.get("Authorization", "")
             token = self.by_access.get(authorization.removeprefix("Bearer "))
-            if path == "/api/me" and token is not None and not token.access_revoked and not token.is_expired():
+            if path != "/api/always401" and token is not None and not token.access_revoked and not token.is_expired():
+                if path == "/userinfo":
+                    return _json(200, {"sub": token.user})
                 return _json(200, {"user": token.user, "client": token.client_id})
             return 401, b'{"error": "invalid_token"}', [("WWW-Authenticate", 'Bearer error="invalid_token"')]
         return 404, b"{}", [("Content-Type", "application/json")]
@@ -474,6 +477,7 @@ class AuthServer:
             "token_endpoint": self.url + "/token",
             "revocation_endpoint": self.url + "/revoke",
             "jwks_uri": self.url + "/jwks",
+            "userinfo_endpoint": self.url + "/userinfo",
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
             "id_token_signing_alg_values_supported": ["RS256"],

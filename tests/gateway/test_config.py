@@ -143,6 +143,7 @@ scopes = []
 issuer = "https://accounts.google.com"
 revocation_url = "https://oauth2.googleapis.com/revoke"
 redirect_uri = "https://gw.example.com/oauth/callback"
+test_url = "https://openidconnect.googleapis.com/v1/userinfo?alt=json"
 
 [integrations.local]
 client_id = "c"
@@ -171,6 +172,7 @@ token_url = "http://localhost:9000/token"
     assert google.scopes == ()
     assert google.revocation_url == "https://oauth2.googleapis.com/revoke"
     assert google.redirect_uri == "https://gw.example.com/oauth/callback"
+    assert google.test_url == "https://openidconnect.googleapis.com/v1/userinfo?alt=json"
     assert google.authorize_url is None
     local = settings.integration("local")
     assert local is not None
@@ -266,6 +268,9 @@ _BASE = '[integrations.p]\nclient_id = "c"\nclient_secret = "TOPSECRET"\n'
         (_BASE + 'authorize_url = "https://p.example:99999/a"\ntoken_url = "https://p.example/t"\n', r"not a valid"),
         (_BASE + _ENDPOINTS + 'revocation_url = "http://10.0.0.1/r"\n', r"'revocation_url' must use https://"),
         (_BASE + _ENDPOINTS + 'redirect_uri = "/oauth/callback"\n', r"'redirect_uri' must be an absolute"),
+        (_BASE + _ENDPOINTS + 'test_url = "http://api.example/me"\n', r"'test_url' must use https://"),
+        (_BASE + _ENDPOINTS + 'test_url = "/me"\n', r"'test_url' must be an absolute"),
+        (_BASE + _ENDPOINTS + 'test_url = "https://u:TOPSECRET@api.example/me"\n', r"'test_url' must not carry"),
         (_BASE + _ENDPOINTS + 'scopes = "repo"\n', r"'scopes' must be an array of strings, not a string"),
         (_BASE + _ENDPOINTS + 'scopes = ["repo", 1]\n', r"'scopes' must hold non-empty strings.*not an integer"),
         (_BASE + _ENDPOINTS + 'scopes = ["a b"]\n', r"'scopes' must hold non-empty strings without spaces"),

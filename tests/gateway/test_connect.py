@@ -69,6 +69,15 @@ def gateway(
                 authorize_url=server.url + "/authorize",
                 token_url=server.url + "/token",
             ),
+            Integration(  # endpoints given, with a test URL the resource server always refuses
+                name="strict",
+                client_id="gw",
+                client_secret=CLIENT_SECRET,
+                scopes=("read",),
+                authorize_url=server.url + "/authorize",
+                token_url=server.url + "/token",
+                test_url=server.url + "/api/always401",
+            ),
         ),
         admin_token=ADMIN,
         worker_idle=0.02,
@@ -265,3 +274,86 @@ def test_discovery_runs_once_per_integration(gateway: TestClient, caplog: pytest
         if record.name == "tether" and "openid-configuration: 200" in record.getMessage()
     ]
     assert len(fetched) == 1
+
+
+# -- POST /connections/{id}/test ------------------------------------------------------------------------------
+
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def _test(gateway: TestClient, connection_id: str = "user-1", **params: str) -> httpx.Response:
+    response: httpx.Response = gateway.post(f"/connections/{connection_id}/test", params=params, headers=ADMIN_HEADERS)
+    return response
+
+
+def test_a_connection_test_calls_userinfo_and_shows_no_token(gateway: TestClient, server: AuthServer) -> None:
+    assert gateway.get(_consent(_start(gateway))).status_code == 200
+    assert gateway.post("/connections/user-1/test").status_code == 401  # the admin token is required
+    calls = server.ledger.api_calls
+    tested = _test(gateway)
+    assert tested.status_code == 200, tested.text
+    assert tested.json() == {"id": "user-1", "integration": "acme", "ok": True, "status": 200, "status_after": "active"}
+    assert server.ledger.api_calls == calls + 1 and server.ledger.refreshes == 0
+    assert "alice" not in tested.text  # not the provider's body
+    assert not any(token in tested.text for token in _tokens(server))
+
+
+def test_a_connection_test_refreshes_an_expired_token_then_calls(
+    gateway: TestClient, server: AuthServer, clock: FakeClock
+) -> None:
+    assert gateway.get(_consent(_start(gateway))).status_code == 200
+    clock.advance(3601)  # the stored access token has expired (by the gateway's clock)
+    tested = _test(gateway, integration="acme")
+    assert tested.json() == {"id": "user-1", "integration": "acme", "ok": True, "status": 200, "status_after": "active"}
+    assert server.ledger.refreshes == 1
+    assert not any(token in tested.text for token in _tokens(server))
+
+
+def test_a_connection_test_after_a_401_refreshes_and_replays(gateway: TestClient, server: AuthServer) -> None:
+    assert gateway.get(_consent(_start(gateway))).status_code == 200
+    for token in list(server.by_access.values()):
+        token.access_revoked = True  # the resource server stopped accepting it; the refresh token still works
+    tested = _test(gateway)
+    assert tested.json()["ok"] is True and tested.json()["status"] == 200
+    assert server.ledger.refreshes == 1
+
+
+def test_a_connection_test_with_a_revoked_grant_marks_it_needs_reauth(gateway: TestClient, server: AuthServer) -> None:
+    assert gateway.get(_consent(_start(gateway))).status_code == 200
+    for token in list(server.by_refresh.values()):
+        token.revoked = token.access_revoked = True  # the person revoked the app at the provider
+    tested = _test(gateway)
+    assert tested.status_code == 200, tested.text
+    assert tested.json() == {
+        "id": "user-1",
+        "integration": "acme",
+        "ok": False,
+        "status": None,
+        "status_after": "needs_reauth",
+    }
+    assert server.ledger.refreshes == 1 and server.ledger.invalid_grants == 1
+    shown = gateway.get("/connections/user-1", headers=ADMIN_HEADERS).json()
+    assert shown["status"] == "needs_reauth"
+
+
+def test_a_connection_test_answered_401_after_a_refresh_is_not_ok(gateway: TestClient, server: AuthServer) -> None:
+    assert gateway.get(_consent(_start(gateway, "strict", "user-7"))).status_code == 200
+    tested = _test(gateway, "user-7")
+    assert tested.json() == {
+        "id": "user-7",
+        "integration": "strict",
+        "ok": False,
+        "status": 401,
+        "status_after": "active",  # the refresh worked: the grant is alive, the resource refused
+    }
+    assert server.ledger.refreshes == 1 and server.ledger.api_calls == 2
+
+
+def test_a_connection_test_without_a_test_url_says_to_set_one(gateway: TestClient, server: AuthServer) -> None:
+    assert gateway.get(_consent(_start(gateway, "plain", "user-9"))).status_code == 200
+    refused = _test(gateway, "user-9")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "no_test_url" and "test_url" in refused.json()["reason"]
+    assert server.ledger.api_calls == 0
+    assert _test(gateway, "nobody").status_code == 404
+    assert _test(gateway, "user-9", integration="").status_code == 400

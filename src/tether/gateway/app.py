@@ -12,7 +12,7 @@ beside the database) and the vault is opened on the same database, always, wheth
 configured: ``GET /connections`` must show connections stored by the Python API or left by an integration since
 removed from the config, and the key policy must not depend on what is configured today.
 ``GET /connections`` and ``GET /connections/{id}`` are in :mod:`tether.gateway.connections`;
-``GET /connect/{integration}``, ``GET /oauth/callback`` and ``DELETE /connections/{id}`` in
+``GET /connect/{integration}``, ``GET /oauth/callback``, ``DELETE /connections/{id}`` and ``POST .../test`` in
 :mod:`tether.gateway.oauth`. Their outbound calls (discovery, token exchange, revocation) go through one
 :class:`tether.AsyncClient` the lifespan creates and closes; the OAuth state store is opened on the same database.
 """
@@ -237,6 +237,7 @@ def create_app(  # noqa: PLR0915 the lifespan and the routes are wired here, in 
             Route("/connections", connections.list_endpoint, methods=["GET"]),
             Route("/connections/{connection_id}", connections.show_endpoint, methods=["GET"]),
             Route("/connections/{connection_id}", oauth.delete_endpoint, methods=["DELETE"]),
+            Route("/connections/{connection_id}/test", oauth.test_endpoint, methods=["POST"]),
             Route("/connect/{integration}", oauth.connect, methods=["GET"]),
             Route("/oauth/callback", oauth.callback, methods=["GET"], name="oauth_callback"),
         ],

@@ -23,6 +23,7 @@
     token_url = "https://github.com/login/oauth/access_token"
     revocation_url = "https://..."                 # optional (RFC 7009)
     redirect_uri = "https://gw.example.com/oauth/callback"       # optional; default: the gateway's own
+    test_url = "https://api.github.com/user"       # optional: POST /connections/ID/test calls it (GET)
 
 Parsing (:func:`load_config`) checks the structure and never reads the environment; ``secret_env`` and
 ``client_secret_env`` variables, ``TETHER_ENV`` and ``TETHER_ADMIN_TOKEN`` are read by
@@ -82,6 +83,7 @@ _INTEGRATION_FIELDS = frozenset(
         "authorize_url",
         "token_url",
         "revocation_url",
+        "test_url",
         "redirect_uri",
     }
 )
@@ -112,6 +114,8 @@ class Integration:
     The provider's endpoints come from ``issuer`` (discovery) or from ``authorize_url`` + ``token_url``, never
     both. ``client_secret`` is empty until :meth:`GatewaySettings.resolve_secrets` reads ``client_secret_env``;
     it never appears in a ``repr``. ``redirect_uri`` ``None`` means the gateway's own ``/oauth/callback``.
+    ``test_url`` is the cheap authenticated ``GET`` that ``POST /connections/{id}/test`` makes (``None``: the
+    discovered OIDC ``userinfo_endpoint``, if any).
     """
 
     name: str
@@ -124,6 +128,7 @@ class Integration:
     token_url: str | None = None
     revocation_url: str | None = None
     redirect_uri: str | None = None
+    test_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -415,4 +420,5 @@ def _integration(name: str, value: object) -> Integration:
         token_url=token_url,
         revocation_url=_url(table, "revocation_url", where),
         redirect_uri=_url(table, "redirect_uri", where),
+        test_url=_url(table, "test_url", where),
     )

@@ -1,4 +1,4 @@
-"""The gateway's OAuth routes: ``GET /connect/{integration}``, ``GET /oauth/callback``, ``DELETE /connections/{id}``.
+"""The gateway's OAuth routes: ``/connect/NAME``, ``/oauth/callback``, and DELETE and test on a connection.
 
 ``GET /connect/NAME?connection_id=ID`` starts an authorization code + PKCE (S256) flow for the configured
 integration ``NAME`` and answers ``302`` to the provider's authorize URL. The flow's ``state`` is bound to the
@@ -15,6 +15,12 @@ is this gateway's ``/oauth/callback`` under the request's base URL.
 ``DELETE /connections/{id}[?integration=NAME]`` (admin token, as the read-only routes) revokes the grant at the
 provider (RFC 7009; the refresh token, else the access token) when it has a revocation endpoint, then deletes
 the connection; a failed revocation keeps the connection (``502``) so the call can be retried.
+
+``POST /connections/{id}/test[?integration=NAME]`` (admin token) makes one authenticated ``GET`` with the stored
+connection (refreshing it first if it expired, and once more after a ``401``, as :class:`tether.auth.OAuth2` does)
+to the integration's ``test_url``, else its provider's OIDC ``userinfo_endpoint``, else answers ``400``. The answer
+is ``{"id", "integration", "ok", "status", "status_after"}``: the call's HTTP status (``null`` when no call could
+be made, e.g. a dead grant) and the connection's status in the vault afterwards; never a token or the body.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from tether.errors import (
     ConfigurationError,
     ConnectionNotFound,
     InvalidState,
+    NeedsReauth,
     OAuthError,
     TetherError,
     VaultError,
@@ -64,6 +71,7 @@ SESSION_COOKIE = "tether_oauth_session"
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _MAX_NAME = 255
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+_TEST_DEADLINE = 20.0  # seconds for POST /connections/{id}/test's call, a refresh included
 _PAGE_HEADERS = {**_NO_STORE, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
 
 
@@ -141,7 +149,7 @@ class _PrefetchedStates:
 
 
 class OAuthRoutes:
-    """The three endpoints, bound to the settings; the lifespan sets :attr:`vault`, :attr:`client`, :meth:`open_states`.
+    """The four endpoints, bound to the settings; the lifespan sets :attr:`vault`, :attr:`client`, :meth:`open_states`.
 
     ``clock`` dates the flows (state expiry, token expiry); ``state_ttl`` is a state's lifetime in seconds.
     """
@@ -350,11 +358,9 @@ class OAuthRoutes:
 
         return guarded
 
-    async def _delete(self, request: Request) -> JSONResponse:  # noqa: PLR0911 one answer per failure
+    async def _locate(self, request: Request, vault: Vault) -> str | JSONResponse:
+        """The integration holding connection ``{connection_id}`` (``?integration=`` or the configured ones)."""
         connection_id: str = request.path_params["connection_id"]
-        vault, client = self.vault, self.client
-        if vault is None or client is None:
-            return _json_error(503, "unavailable", "The vault is not open (the gateway is starting or stopping)")
         integration_name = request.query_params.get("integration")
         if integration_name is not None:
             if not 0 < len(integration_name) <= _MAX_NAME:
@@ -384,7 +390,17 @@ class OAuthRoutes:
                 f"Connection {connection_id!r} exists under several integrations; choose one with ?integration=NAME",
                 integrations=found,
             )
-        name = found[0]
+        return found[0]
+
+    async def _delete(self, request: Request) -> JSONResponse:
+        connection_id: str = request.path_params["connection_id"]
+        vault, client = self.vault, self.client
+        if vault is None or client is None:
+            return _json_error(503, "unavailable", "The vault is not open (the gateway is starting or stopping)")
+        located = await self._locate(request, vault)
+        if isinstance(located, JSONResponse):
+            return located
+        name = located
         integration = self.settings.integration(name)
         revoked = False
         if integration is None:
@@ -441,6 +457,100 @@ class OAuthRoutes:
                 "revocation_failed",
                 "The provider did not confirm the revocation; the connection is kept. Try again.",
             )
+
+    # -- POST /connections/{id}/test ------------------------------------------------------------------------
+
+    @property
+    def test_endpoint(self) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """``POST /connections/{id}/test[?integration=NAME]``, behind the connections API's admin token."""
+
+        async def guarded(request: Request) -> JSONResponse:
+            refused = self.connections.refuse(request)
+            return refused if refused is not None else await self._test(request)
+
+        return guarded
+
+    async def _test(self, request: Request) -> JSONResponse:  # noqa: PLR0911 one answer per failure
+        connection_id: str = request.path_params["connection_id"]
+        vault = self.vault
+        if vault is None or self.client is None:
+            return _json_error(503, "unavailable", "The vault is not open (the gateway is starting or stopping)")
+        located = await self._locate(request, vault)
+        if isinstance(located, JSONResponse):
+            return located
+        name = located
+        integration = self.settings.integration(name)
+        if integration is None:
+            return _json_error(
+                400, "not_configured", f"Integration {name!r} is not in the gateway's config; it cannot be tested"
+            )
+        try:
+            app = await self.app_for(integration)
+        except TetherError as exc:
+            logger.warning(
+                "Testing connection %r of integration %r: the provider's metadata: %s", connection_id, name, exc
+            )
+            return _json_error(502, "provider_unavailable", "The provider's metadata could not be fetched; try again")
+        url = integration.test_url or app.provider.userinfo_url
+        if url is None:
+            return _json_error(
+                400,
+                "no_test_url",
+                f"Integration {name!r} names no URL to test a connection with: set 'test_url' in "
+                f"[integrations.{name}] (its provider publishes no OIDC userinfo_endpoint)",
+            )
+        status = await asyncio.to_thread(self._call, app, vault, connection_id, url)
+        if isinstance(status, JSONResponse):
+            return status
+        try:
+            after = (await asyncio.to_thread(vault.info, connection_id, name)).status
+        except ConnectionNotFound:
+            return _json_error(404, "not_found", f"No connection {connection_id!r} for integration {name!r}")
+        except sqlite3.Error as exc:
+            logger.warning("The vault's database failed: %s", exc)
+            return _json_error(503, "unavailable", "The vault's database is not answering")
+        ok = status is not None and 200 <= status < 300
+        logger.info(
+            "Connection %r of integration %r tested: %s (HTTP status %s, connection %s)",
+            connection_id,
+            name,
+            "ok" if ok else "failed",
+            status,
+            after.value,
+        )
+        return JSONResponse(
+            {"id": connection_id, "integration": name, "ok": ok, "status": status, "status_after": after.value}
+        )
+
+    def _call(self, app: OAuthApp, vault: Vault, connection_id: str, url: str) -> int | JSONResponse | None:
+        """One ``GET url`` with the stored connection's token (refreshed if needed): the status, ``None``, or an error.
+
+        Blocking, in a worker thread: :class:`tether.auth.OAuth2` reads and writes the vault as it goes.
+        """
+        from tether.auth import OAuth2
+        from tether.client import Client
+        from tether.policies import Policy
+
+        where = f"connection {connection_id!r} of integration {app.integration!r}"
+        auth = OAuth2(app, vault=vault, connection_id=connection_id)
+        policy = Policy(raise_for_status=False, deadline=_TEST_DEADLINE)
+        try:
+            with Client(auth=auth, policy=policy) as http:
+                return http.get(url).status_code
+        except ConnectionNotFound:
+            return _json_error(404, "not_found", f"No connection {connection_id!r} for integration {app.integration!r}")
+        except NeedsReauth as exc:
+            logger.info("Testing %s: the grant is dead: %s", where, exc.summary)
+            return None
+        except VaultError as exc:
+            logger.warning("Testing %s: the connection cannot be opened: %s", where, exc)
+            return _json_error(500, "vault_error", "The connection's tokens cannot be read with the configured keys")
+        except sqlite3.Error as exc:
+            logger.warning("The vault's database failed: %s", exc)
+            return _json_error(503, "unavailable", "The vault's database is not answering")
+        except TetherError as exc:
+            logger.warning("Testing %s: the call failed: %s", where, exc)
+            return None
 
 
 def _state_message(summary: str) -> str:
