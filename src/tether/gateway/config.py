@@ -283,24 +283,37 @@ def _string(table: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
+def _named_table(name: str, value: object, where: str, noun: str, fields: frozenset[str]) -> dict[str, Any]:
+    """A ``[KIND.NAME]`` table: its name checked, its value a table holding only known ``fields``."""
+    if not _SOURCE_NAME.fullmatch(name):
+        raise ConfigurationError(f"{where}: {noun} name may hold only letters, digits, '_', '.' and '-'")
+    table = _table(value, where)
+    unknown = sorted(set(table) - fields)
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown field {unknown[0]!r}; known: {sorted(fields)}")
+    return table
+
+
+def _exactly_one(table: dict[str, Any], keys: tuple[str, ...], where: str, missing: str) -> None:
+    """Exactly one of ``keys`` is given in ``table``; else the error ``missing``, or which two clash."""
+    given = sorted(key for key in keys if key in table)
+    if not given:
+        raise ConfigurationError(f"{where}: {missing}")
+    if len(given) > 1:
+        raise ConfigurationError(f"{where}: fields {given[0]!r} and {given[1]!r} both given; set only one")
+
+
 def _source(name: str, value: object) -> WebhookSource:
     where = f"webhook source {name!r} ([webhooks.sources.{name}])"
-    if not _SOURCE_NAME.fullmatch(name):
-        raise ConfigurationError(f"{where}: a source name may hold only letters, digits, '_', '.' and '-'")
-    table = _table(value, where)
-    unknown = sorted(set(table) - _SOURCE_FIELDS)
-    if unknown:
-        raise ConfigurationError(f"{where}: unknown field {unknown[0]!r}; known: {sorted(_SOURCE_FIELDS)}")
+    table = _named_table(name, value, where, "a source", _SOURCE_FIELDS)
     scheme = _string(table, "scheme", where)
     if scheme is None:
         raise ConfigurationError(f"{where}: field 'scheme' is missing; use one of {sorted(SCHEMES)}")
     if scheme.lower() not in SCHEMES:
         raise ConfigurationError(f"{where}: unknown scheme {scheme!r} in field 'scheme'; use one of {sorted(SCHEMES)}")
-    given = sorted(key for key in ("secret", "secrets", "secret_env") if key in table)
-    if not given:
-        raise ConfigurationError(f"{where}: no secret; set one of 'secret', 'secrets' or 'secret_env'")
-    if len(given) > 1:
-        raise ConfigurationError(f"{where}: fields {given[0]!r} and {given[1]!r} both given; set only one")
+    _exactly_one(
+        table, ("secret", "secrets", "secret_env"), where, "no secret; set one of 'secret', 'secrets' or 'secret_env'"
+    )
     secrets: tuple[str, ...] = ()
     secret = _string(table, "secret", where)
     if secret is not None:
@@ -380,20 +393,16 @@ def _scopes(table: dict[str, Any], where: str) -> tuple[str, ...]:
 
 def _integration(name: str, value: object) -> Integration:
     where = f"integration {name!r} ([integrations.{name}])"
-    if not _SOURCE_NAME.fullmatch(name):
-        raise ConfigurationError(f"{where}: an integration name may hold only letters, digits, '_', '.' and '-'")
-    table = _table(value, where)
-    unknown = sorted(set(table) - _INTEGRATION_FIELDS)
-    if unknown:
-        raise ConfigurationError(f"{where}: unknown field {unknown[0]!r}; known: {sorted(_INTEGRATION_FIELDS)}")
+    table = _named_table(name, value, where, "an integration", _INTEGRATION_FIELDS)
     client_id = _string(table, "client_id", where)
     if client_id is None:
         raise ConfigurationError(f"{where}: field 'client_id' is missing")
-    given = sorted(key for key in ("client_secret", "client_secret_env") if key in table)
-    if not given:
-        raise ConfigurationError(f"{where}: no client secret; set 'client_secret' or 'client_secret_env'")
-    if len(given) > 1:
-        raise ConfigurationError(f"{where}: fields 'client_secret' and 'client_secret_env' both given; set only one")
+    _exactly_one(
+        table,
+        ("client_secret", "client_secret_env"),
+        where,
+        "no client secret; set 'client_secret' or 'client_secret_env'",
+    )
     issuer = _url(table, "issuer", where, query=False)
     authorize_url = _url(table, "authorize_url", where)
     token_url = _url(table, "token_url", where)
