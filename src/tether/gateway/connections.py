@@ -105,24 +105,26 @@ class ConnectionsAPI:
             logger.warning("The vault's database failed: %s", exc)
             return _error(503, "unavailable", "The vault's database is not answering")
 
-    def _guarded(
+    def guarded(
         self, endpoint: Callable[[Request], Awaitable[JSONResponse]]
     ) -> Callable[[Request], Awaitable[JSONResponse]]:
-        async def guarded(request: Request) -> JSONResponse:
+        """``endpoint`` behind the admin token (:meth:`refuse`)."""
+
+        async def checked(request: Request) -> JSONResponse:
             refused = self.refuse(request)
             return refused if refused is not None else await endpoint(request)
 
-        return guarded
+        return checked
 
     @property
     def list_endpoint(self) -> Callable[[Request], Awaitable[JSONResponse]]:
         """``GET /connections[?integration=NAME][&status=active][&limit=100]``."""
-        return self._guarded(self._list)
+        return self.guarded(self._list)
 
     @property
     def show_endpoint(self) -> Callable[[Request], Awaitable[JSONResponse]]:
         """``GET /connections/{id}[?integration=NAME]``."""
-        return self._guarded(self._show)
+        return self.guarded(self._show)
 
     async def _list(self, request: Request) -> JSONResponse:
         integration = request.query_params.get("integration")
@@ -146,6 +148,15 @@ class ConnectionsAPI:
         )
 
     async def _show(self, request: Request) -> JSONResponse:
+        located = await self.locate(request)
+        return located if isinstance(located, JSONResponse) else JSONResponse(located.to_json())
+
+    async def locate(self, request: Request) -> ConnectionInfo | JSONResponse:
+        """Connection ``{connection_id}`` under ``?integration=`` or else any configured integration (no secret).
+
+        Or the answer saying why not: 400 for a bad ``integration``, 404, 409 when several integrations hold the
+        id, 503 when the vault is not there. Shared by the routes that act on one connection.
+        """
         connection_id: str = request.path_params["connection_id"]
         integration = request.query_params.get("integration")
         if integration is not None:
@@ -166,7 +177,7 @@ class ConnectionsAPI:
         if isinstance(found, JSONResponse):
             return found
         if len(found) == 1:
-            return JSONResponse(found[0].to_json())
+            return found[0]
         if found:
             return _error(
                 409,

@@ -26,7 +26,6 @@ be made, e.g. a dead grant) and the connection's status in the vault afterwards;
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 import re
@@ -351,56 +350,17 @@ class OAuthRoutes:
     @property
     def delete_endpoint(self) -> Callable[[Request], Awaitable[JSONResponse]]:
         """``DELETE /connections/{id}[?integration=NAME]``, behind the connections API's admin token."""
-
-        async def guarded(request: Request) -> JSONResponse:
-            refused = self.connections.refuse(request)
-            return refused if refused is not None else await self._delete(request)
-
-        return guarded
-
-    async def _locate(self, request: Request, vault: Vault) -> str | JSONResponse:
-        """The integration holding connection ``{connection_id}`` (``?integration=`` or the configured ones)."""
-        connection_id: str = request.path_params["connection_id"]
-        integration_name = request.query_params.get("integration")
-        if integration_name is not None:
-            if not 0 < len(integration_name) <= _MAX_NAME:
-                return _json_error(400, "bad_request", f"'integration' must be 1 to {_MAX_NAME} characters")
-            names = [integration_name]
-        else:
-            names = [configured.name for configured in self.settings.integrations]
-
-        def lookup() -> list[str]:
-            found = []
-            for name in names:
-                with contextlib.suppress(ConnectionNotFound):
-                    found.append(vault.info(connection_id, name).integration)
-            return found
-
-        try:
-            found = await asyncio.to_thread(lookup)
-        except sqlite3.Error as exc:
-            logger.warning("The vault's database failed: %s", exc)
-            return _json_error(503, "unavailable", "The vault's database is not answering")
-        if not found:
-            return _json_error(404, "not_found", f"No connection {connection_id!r} under {names}")
-        if len(found) > 1:
-            return _json_error(
-                409,
-                "ambiguous",
-                f"Connection {connection_id!r} exists under several integrations; choose one with ?integration=NAME",
-                integrations=found,
-            )
-        return found[0]
+        return self.connections.guarded(self._delete)
 
     async def _delete(self, request: Request) -> JSONResponse:
         connection_id: str = request.path_params["connection_id"]
         vault, client = self.vault, self.client
         if vault is None or client is None:
             return _json_error(503, "unavailable", "The vault is not open (the gateway is starting or stopping)")
-        located = await self._locate(request, vault)
+        located = await self.connections.locate(request)
         if isinstance(located, JSONResponse):
             return located
-        name = located
+        name = located.integration
         integration = self.settings.integration(name)
         revoked = False
         if integration is None:
@@ -463,22 +423,17 @@ class OAuthRoutes:
     @property
     def test_endpoint(self) -> Callable[[Request], Awaitable[JSONResponse]]:
         """``POST /connections/{id}/test[?integration=NAME]``, behind the connections API's admin token."""
-
-        async def guarded(request: Request) -> JSONResponse:
-            refused = self.connections.refuse(request)
-            return refused if refused is not None else await self._test(request)
-
-        return guarded
+        return self.connections.guarded(self._test)
 
     async def _test(self, request: Request) -> JSONResponse:  # noqa: PLR0911 one answer per failure
         connection_id: str = request.path_params["connection_id"]
         vault = self.vault
         if vault is None or self.client is None:
             return _json_error(503, "unavailable", "The vault is not open (the gateway is starting or stopping)")
-        located = await self._locate(request, vault)
+        located = await self.connections.locate(request)
         if isinstance(located, JSONResponse):
             return located
-        name = located
+        name = located.integration
         integration = self.settings.integration(name)
         if integration is None:
             return _json_error(
