@@ -159,29 +159,30 @@ class SQLiteInboxStore:
 
     def complete_many(self, event_ids: Sequence[int], *, owner: str, now: float) -> list[int]:
         """Mark leased events processed in one transaction; return the ids ``owner`` no longer held a lease on."""
-        done: set[int] = set()
-        with self._transaction() as db:
-            for start in range(0, len(event_ids), _IDS_PER_STATEMENT):
-                chunk = list(event_ids[start : start + _IDS_PER_STATEMENT])
-                rows = db.execute(
-                    "UPDATE webhook_events SET status = 'processed', processed_at = ?, lease_owner = NULL, "  # noqa: S608
-                    "lease_expires_at = NULL, last_error = NULL WHERE lease_owner = ? AND status = 'processing' "
-                    f"AND id IN ({', '.join('?' * len(chunk))}) RETURNING id",
-                    (now, owner, *chunk),
-                ).fetchall()
-                done.update(event_id for (event_id,) in rows)
-        return [event_id for event_id in event_ids if event_id not in done]
+        assignments = (
+            "status = 'processed', processed_at = ?, lease_owner = NULL, lease_expires_at = NULL, last_error = NULL"
+        )
+        return self._update_held(event_ids, owner, assignments, (now,))
 
     def renew(self, event_ids: Sequence[int], *, owner: str, until: float) -> list[int]:
         """Extend ``owner``'s leases on these processing events to ``until``; return the ids it no longer holds."""
+        return self._update_held(event_ids, owner, "lease_expires_at = ?", (until,))
+
+    def _update_held(
+        self, event_ids: Sequence[int], owner: str, assignments: str, values: tuple[object, ...]
+    ) -> list[int]:
+        """``SET assignments`` on the events of ``event_ids`` that ``owner`` holds leased; the ids it no longer held.
+
+        One transaction, one statement per chunk of ids; ``assignments`` is a constant of this module.
+        """
         held: set[int] = set()
         with self._transaction() as db:
             for start in range(0, len(event_ids), _IDS_PER_STATEMENT):
                 chunk = list(event_ids[start : start + _IDS_PER_STATEMENT])
                 rows = db.execute(
-                    "UPDATE webhook_events SET lease_expires_at = ? WHERE lease_owner = ? "  # noqa: S608
-                    f"AND status = 'processing' AND id IN ({', '.join('?' * len(chunk))}) RETURNING id",
-                    (until, owner, *chunk),
+                    f"UPDATE webhook_events SET {assignments} WHERE lease_owner = ? AND status = 'processing' "  # noqa: S608
+                    f"AND id IN ({', '.join('?' * len(chunk))}) RETURNING id",
+                    (*values, owner, *chunk),
                 ).fetchall()
                 held.update(event_id for (event_id,) in rows)
         return [event_id for event_id in event_ids if event_id not in held]
